@@ -51,6 +51,9 @@ class Embedder:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             try:
                 from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+                from transformers.utils import logging as transformers_logging
+
+                transformers_logging.disable_progress_bar()  # the library reports progress itself, never prints
 
                 return HuggingFaceEmbedding(
                     model_name=path,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .config import Settings
 from .embeddings import Embedder
@@ -13,6 +13,12 @@ from .errors import IndexCorruptError, InvalidQuestionError, StoreError
 from .ingest import Indexer, IndexReport, Progress
 from .retrieval import HybridRetriever, Passage
 from .store import Store
+
+if TYPE_CHECKING:
+    from llama_index.core.llms import LLM
+
+    from .answer import Answer, AnswerEngine
+    from .guide import GuideSession
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +42,14 @@ class Assistant:
     Build one with `Assistant.open()`; pass collaborators in to replace the defaults.
     """
 
-    def __init__(self, settings: Settings, embedder: Embedder, store: Store) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder, store: Store, llm: "LLM | None" = None) -> None:
         self.settings = settings
         self.embedder = embedder
         self.store = store
+        self.llm = llm
         self.indexer = Indexer(settings, embedder, store)
         self._retriever: HybridRetriever | None = None
+        self._answers: AnswerEngine | None = None
         self._swap = threading.Lock()
 
     @classmethod
@@ -51,6 +59,7 @@ class Assistant:
         *,
         embedder: Embedder | None = None,
         store: Store | None = None,
+        llm: "LLM | None" = None,
         progress: Progress | None = None,
     ) -> "Assistant":
         """Open the index, building or refreshing it first when it is missing or stale.
@@ -59,6 +68,7 @@ class Assistant:
             settings: Configuration; read from ``ASSISTANT_*`` variables when omitted.
             embedder: The embedding model; all-MiniLM-L6-v2 when omitted.
             store: The index store; the configured local folder or Chroma server when omitted.
+            llm: Any LlamaIndex LLM to write answers; ``ASSISTANT_LLM`` or the extractive composer when omitted.
             progress: Called as ``progress(done, total)`` while a build embeds chunks.
 
         Returns:
@@ -69,6 +79,7 @@ class Assistant:
             settings,
             embedder or Embedder.from_defaults(settings),
             store or Store.from_settings(settings),
+            llm,
         )
         bot.refresh(progress=progress)
         return bot
@@ -145,6 +156,41 @@ class Assistant:
         if not isinstance(k, int) or not 1 <= k <= 50:
             raise InvalidQuestionError(f"k must be a whole number from 1 to 50, not {k!r}")
         return self.retriever.retrieve(question, k)
+
+
+    @property
+    def answers(self) -> "AnswerEngine":
+        """The answer engine (extractive by default, or the configured LLM)."""
+        if self._answers is None:
+            from .answer import AnswerEngine
+
+            self._answers = AnswerEngine.from_defaults(self)
+        return self._answers
+
+    def ask(self, question: str, history: list[dict[str, str]] | None = None) -> "Answer":
+        """Answer a question from the corpus, with citations.
+
+        Args:
+            question: The question.
+            history: Earlier turns, ``{"role": "user" | "assistant", "content": str}``, oldest first.
+
+        Returns:
+            The answer: ``.text`` with [n] markers, ``.citations``, ``.answerable``, ``.query``.
+
+        Raises:
+            InvalidQuestionError: The question or the history is malformed.
+        """
+        return self.answers.ask(question, history)
+
+    def stream(self, question: str, history: list[dict[str, str]] | None = None) -> Iterator["str | Answer"]:
+        """Like `ask`, but yields text pieces as they are ready and ends with the full `Answer`."""
+        return self.answers.stream(question, history)
+
+    def guide(self) -> "GuideSession":
+        """Start a guided session that asks about your situation, then recommends an approach."""
+        from .guide import GuideSession
+
+        return GuideSession.from_assistant(self)
 
 
 def validate_question(question: Any, max_chars: int) -> str:

@@ -261,7 +261,10 @@ class Store:
         """Move a broken embedded store aside so a rebuild can start clean; returns where it went."""
         if self.chroma_url:
             return None
-        self._client = None
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
         broken = self.index_dir / "chroma"
         if not broken.exists():
             return None

@@ -1,0 +1,57 @@
+"""Chunking along the documents' structure, with exact offsets and stable ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from assistant.chunking import MAX_CHUNK_CHARS, chunk_document, sentence_spans
+from assistant.corpus import load_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _chunks():
+    corpus = load_corpus(ROOT / "corpus")
+    return {doc.source: (doc, chunk_document(doc)) for doc in corpus.documents}
+
+
+def test_every_chunk_is_an_exact_span_of_its_file() -> None:
+    for doc, chunks in _chunks().values():
+        assert chunks
+        for chunk in chunks:
+            assert doc.text[chunk.start : chunk.end] == chunk.text
+            assert chunk.text == chunk.text.strip()
+            assert "---" not in chunk.text  # front matter never leaks into a passage
+
+
+def test_faq_chunks_hold_one_question_with_its_answer() -> None:
+    doc, chunks = _chunks()["faq.md"]
+    assert len(chunks) == 6
+    for chunk in chunks:
+        question, _, answer = chunk.text.partition("\n\n")
+        assert question.endswith("?") and chunk.section == question
+        assert answer and "?" not in answer.splitlines()[0][-1:]
+
+
+def test_article_chunks_follow_sections_and_stay_tight() -> None:
+    _, chunks = _chunks()["prompt-engineering-vs-fine-tuning-for-llms.md"]
+    sections = {c.section for c in chunks}
+    assert "Comparing Prompt Engineering and Fine-Tuning Approaches > Implementation Timeline > Fine-Tuning Timeline" in sections
+    assert all(len(c.text) <= MAX_CHUNK_CHARS for c in chunks)
+    lora = [c for c in chunks if "Low-Rank Adaptation (LoRA)" in c.text]
+    assert len(lora) == 1 and lora[0].section.endswith("Hyperparameter Configuration")
+    training = next(c for c in chunks if c.section.endswith("Training Process"))
+    assert "Several techniques help maintain balance:" in training.text and "- Dropout" in training.text
+
+
+def test_chunk_ids_are_stable_and_unique() -> None:
+    first = {s: [c.id for c in chunks] for s, (_, chunks) in _chunks().items()}
+    second = {s: [c.id for c in chunks] for s, (_, chunks) in _chunks().items()}
+    assert first == second
+    all_ids = [i for ids in first.values() for i in ids]
+    assert len(all_ids) == len(set(all_ids))
+
+
+def test_sentence_spans_split_sentences_and_list_items() -> None:
+    text = "One thing. Two things! Three?\n- item a\n- item b"
+    assert [text[s:e] for s, e in sentence_spans(text)] == ["One thing.", "Two things!", "Three?", "- item a", "- item b"]

@@ -1,0 +1,71 @@
+"""The `assistant` command line, through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from assistant.cli import cli
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_every_command_documents_example_usage(runner: CliRunner) -> None:
+    assert "Example usage:" in runner.invoke(cli, ["--help"]).output
+    for name in cli.commands:
+        result = runner.invoke(cli, [name, "--help"])
+        assert result.exit_code == 0, name
+        assert "Example usage:" in result.output, name
+
+
+def test_index_twice_embeds_nothing_the_second_time(runner: CliRunner, mini_corpus: Path) -> None:
+    first = runner.invoke(cli, ["index"])
+    assert first.exit_code == 0, first.output
+    assert "Full rebuild: 2 added, 0 updated, 0 removed, 0 unchanged; 4 chunks embedded (4 in the index)" in first.stdout
+
+    second = runner.invoke(cli, ["index"])
+
+    assert second.exit_code == 0
+    assert second.stdout == "Index is up to date: 2 files unchanged, nothing embedded (4 chunks).\n"
+
+
+def test_index_warns_about_bad_files_on_stderr(runner: CliRunner, mini_corpus: Path) -> None:
+    (mini_corpus / "empty.md").write_text("")
+
+    result = runner.invoke(cli, ["index"])
+
+    assert result.exit_code == 0
+    assert f"Warning: skipped {mini_corpus / 'empty.md'}: is empty; add some text or remove it\n" in result.stderr
+    assert "2 added" in result.stdout
+
+
+def test_missing_corpus_is_a_clear_error(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["--corpus", str(tmp_path / "nowhere"), "index"])
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: Corpus folder {tmp_path / 'nowhere'} does not exist. Create it and add .md or .txt files, "
+        "or point ASSISTANT_CORPUS at the folder that holds them.\n"
+    )
+
+
+def test_retrieve_prints_json_passages(runner: CliRunner, mini_corpus: Path) -> None:
+    result = runner.invoke(cli, ["retrieve", "What is LoRA?", "-k", "2", "--json"])
+
+    assert result.exit_code == 0, result.output
+    passages = json.loads(result.stdout)
+    assert len(passages) == 2
+    assert passages[0]["source"] == "lora.md" and "Low-Rank Adaptation (LoRA)" in passages[0]["text"]
+
+
+def test_empty_question_is_refused_with_exit_code_1(runner: CliRunner, mini_corpus: Path) -> None:
+    result = runner.invoke(cli, ["retrieve", "   "])
+
+    assert result.exit_code == 1
+    assert result.stderr.endswith("Error: The question is empty. Ask something, for example: What is LoRA?\n")

@@ -1,0 +1,226 @@
+"""Building and refreshing the index: real model, real Chroma store on disk."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from assistant import Assistant, Settings
+from assistant.embeddings import Embedder
+from assistant.ingest import Indexer
+from assistant.retrieval import HybridRetriever
+from assistant.store import Store
+
+
+def _indexer(settings: Settings, embedder: Embedder) -> Indexer:
+    return Indexer(settings, embedder, Store.from_settings(settings))
+
+
+def _ids_in_store(indexer: Indexer) -> set[str]:
+    manifest = indexer.store.read_manifest()
+    assert manifest is not None
+    return set(indexer.store.collection(manifest.collection).get()["ids"])
+
+
+def test_first_build_indexes_every_chunk(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
+    indexer = _indexer(settings, embedder)
+    before = embedder.texts_embedded
+
+    report = indexer.build()
+
+    assert (report.added, report.updated, report.removed, report.unchanged) == (2, 0, 0, 0)
+    assert report.full and report.chunks_embedded == report.chunks_total == embedder.texts_embedded - before
+    manifest = indexer.store.read_manifest()
+    assert manifest is not None and set(manifest.files) == {"lora.md", "prompts.txt"}
+    assert _ids_in_store(indexer) == {cid for f in manifest.files.values() for cid in f.chunk_ids}
+
+
+def test_unchanged_corpus_embeds_nothing(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
+    _indexer(settings, embedder).build()
+    calls = embedder.calls
+
+    report = _indexer(settings, embedder).build()
+
+    assert embedder.calls == calls
+    assert not report.changed and report.chunks_embedded == 0 and report.unchanged == 2
+    assert report.summary().startswith("Index is up to date: 2 files unchanged, nothing embedded")
+
+
+def test_editing_one_file_embeds_only_its_changed_chunks(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
+    indexer = _indexer(settings, embedder)
+    indexer.build()
+    old_ids = _ids_in_store(indexer)
+    path = mini_corpus / "prompts.txt"
+    path.write_text(path.read_text() + "\nChain-of-thought prompts ask the model to reason step by step.\n")
+    texts = embedder.texts_embedded
+
+    report = indexer.build()
+
+    new_ids = _ids_in_store(indexer)
+    assert (report.added, report.updated, report.removed, report.unchanged) == (0, 1, 0, 1)
+    assert report.chunks_embedded == len(new_ids - old_ids) == 1  # only the new paragraph
+    assert embedder.texts_embedded - texts == 1
+    assert Assistant.open(settings, embedder=embedder).retrieve("step by step reasoning", k=1)[0].source == "prompts.txt"
+
+
+def test_deleting_a_file_removes_its_chunks(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
+    indexer = _indexer(settings, embedder)
+    indexer.build()
+    (mini_corpus / "lora.md").unlink()
+    calls = embedder.calls
+
+    report = indexer.build()
+
+    assert (report.removed, report.unchanged, report.chunks_embedded) == (1, 1, 0)
+    assert embedder.calls == calls
+    bot = Assistant.open(settings, embedder=embedder)
+    assert {p.source for p in bot.retrieve("What is LoRA?", k=5)} == {"prompts.txt"}
+
+
+def test_new_model_or_full_flag_rebuilds_everything(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
+    indexer = _indexer(settings, embedder)
+    total = indexer.build().chunks_total
+    assert indexer.build(full=True).chunks_embedded == total
+    manifest = indexer.store.read_manifest()
+    assert manifest is not None
+    indexer.store.write_manifest(type(manifest)(**{**manifest.__dict__, "embed_model": "some-other-model"}))
+    report = indexer.build()
+    assert report.full and report.chunks_embedded == total
+
+
+class _FailingEmbedder(Embedder):
+    """A real embedder whose second batch fails, as a crashing model would."""
+
+    def embed_documents(self, texts, progress=None):  # type: ignore[no-untyped-def]
+        if len(texts) > 1:
+            super().embed_documents(texts[:1], progress)
+            raise RuntimeError("embedder crashed")
+        return super().embed_documents(texts, progress)
+
+
+def test_a_build_that_fails_midway_keeps_the_old_index(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
+    Assistant.open(settings, embedder=embedder)
+    generation = Store.from_settings(settings).read_manifest().generation  # type: ignore[union-attr]
+    (mini_corpus / "new.md").write_text("# New\n\nFirst new paragraph.\n\nSecond new paragraph.\n")
+    failing = _FailingEmbedder("failing", lambda: embedder.model, batch_size=1)
+
+    with pytest.raises(RuntimeError, match="embedder crashed"):
+        Indexer(settings, failing, Store.from_settings(settings)).build()
+
+    store = Store.from_settings(settings)
+    assert store.read_manifest().generation == generation  # type: ignore[union-attr]
+    assert f"chunks-g{generation + 1}" not in [c.name for c in store.client.list_collections()]
+    manifest = store.read_manifest()
+    assert manifest is not None
+    assert HybridRetriever(embedder, store, manifest).retrieve("What is LoRA?", 1)[0].source == "lora.md"
+
+
+def test_a_killed_build_keeps_the_old_index(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
+    Assistant.open(settings, embedder=embedder)
+    (mini_corpus / "big.md").write_text("\n\n".join(f"Paragraph {i} about prompts and tuning." for i in range(40)))
+    script = textwrap.dedent(
+        """
+        import os, signal
+        from assistant import Settings
+        from assistant.ingest import Indexer
+
+        def die(done, total):
+            if done >= 8:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        Indexer.from_defaults(Settings.from_env()).build(progress=die)
+        """
+    )
+    env = {**os.environ, "ASSISTANT_EMBED_BATCH_SIZE": "4"}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+
+    store = Store.from_settings(settings)
+    manifest = store.read_manifest()
+    assert manifest is not None and manifest.generation == 1
+    assert HybridRetriever(embedder, store, manifest).retrieve("What is LoRA?", 1)[0].source == "lora.md"
+    bot = Assistant(settings, embedder, store)
+    report = bot.refresh()  # the next build finishes the job
+    assert report.added == 1 and bot.retriever.manifest.generation == 2
+
+
+def test_two_builds_at_once_leave_one_consistent_index(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
+    _indexer(settings, embedder).build()
+    (mini_corpus / "extra.md").write_text("# Extra\n\nTemperature controls randomness in sampling.\n")
+    reports, errors = [], []
+
+    def build() -> None:
+        try:
+            reports.append(_indexer(settings, embedder).build())
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert not errors
+    assert sorted(r.added for r in reports) == [0, 1]  # the second waited, then found nothing to do
+    indexer = _indexer(settings, embedder)
+    manifest = indexer.store.read_manifest()
+    assert manifest is not None and manifest.generation == 2
+    assert _ids_in_store(indexer) == {cid for f in manifest.files.values() for cid in f.chunk_ids}
+
+
+def test_bad_files_are_skipped_and_named(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
+    (mini_corpus / "broken.txt").write_bytes(b"\xff\xfe not utf-8 \xff")
+    (mini_corpus / "empty.md").write_text("")
+
+    report = _indexer(settings, embedder).build()
+
+    assert report.documents == 2
+    assert sorted(p.path.name for p in report.problems) == ["broken.txt", "empty.md"]
+
+
+def test_damaged_manifest_is_rebuilt_from_the_corpus(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
+    Assistant.open(settings, embedder=embedder)
+    (settings.index_dir / "manifest.json").write_text('{"format": 1, "generat')
+
+    bot = Assistant.open(settings, embedder=embedder)
+
+    assert bot.retrieve("What is LoRA?", k=1)[0].source == "lora.md"
+
+
+def test_damaged_chroma_store_is_moved_aside_and_rebuilt(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
+    # Built by another process, as in real use: Chroma caches one open store per path and process.
+    subprocess.run([sys.executable, "-m", "assistant.cli", "index"], check=True, capture_output=True, timeout=300)
+    chroma = settings.index_dir / "chroma"
+    for path in chroma.rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"garbage" * 10)
+
+    bot = Assistant.open(settings, embedder=embedder)
+
+    assert bot.retrieve("What is LoRA?", k=1)[0].source == "lora.md"
+    assert list(settings.index_dir.glob("chroma.broken-*"))
+
+
+def test_open_builds_a_missing_index_and_retrieves_the_right_passages(bot: Assistant) -> None:
+    cases = {
+        "What is LoRA?": "Low-Rank Adaptation (LoRA)",
+        "How long does fine-tuning take?": "often spanning weeks or months",
+        "Can I use both approaches together?": "not mutually exclusive",
+        "What are the advantages of prompt engineering?": "Requires minimal computational resources",
+        "How do I avoid overfitting during training?": "Dropout",
+    }
+    for question, fragment in cases.items():
+        passages = bot.retrieve(question, k=3)
+        assert any(fragment in p.text for p in passages), question
+        assert [p.score for p in passages] == sorted((p.score for p in passages), reverse=True)
+        assert len({p.id for p in passages}) == len(passages)
+    top = bot.retrieve("What is LoRA?", k=3)[0]
+    original = (bot.settings.corpus_dir / top.source).read_text(encoding="utf-8")
+    assert original[top.start : top.end] == top.text and top.title and top.section
