@@ -214,6 +214,7 @@ def guide(ctx: click.Context) -> None:
     """
     session = _open(ctx).guide()
     click.echo("Describe your situation: the task, the data you have, your team, your deadline.")
+    shown = None
     while True:
         try:
             text = click.prompt("you", prompt_suffix="> ")
@@ -226,11 +227,15 @@ def guide(ctx: click.Context) -> None:
         except AssistantError as exc:
             click.secho(f"Error: {exc}", fg="red", err=True)
             continue
-        if step.recommendation is not None:
+        if step.message:
+            click.echo(step.message)
+        if step.recommendation is not None and step.recommendation is not shown:
+            shown = step.recommendation
             _print_recommendation(step.recommendation)
-            click.echo("\nAsk \"why?\" for the reasoning, \"start over\" to begin again, or /quit.")
+            click.echo('\nAsk "why?" for the reasoning, "start over" to begin again, or /quit.')
         elif step.question:
-            click.secho(step.question, bold=True)
+            click.secho(f"({step.asked} of up to {step.max_questions}) {step.question}", bold=True)
+            click.secho(f"  {step.why}  Options: {' / '.join(step.options)}", dim=True)
 
 
 @cli.command()
@@ -270,7 +275,9 @@ def _print_recommendation(rec: Any) -> None:
         click.echo("Sources:")
         for i, p in enumerate(rec.citations, 1):
             click.echo(f"  [{i}] {p.title} — {p.location}")
-    for step in getattr(rec, "next_steps", ()):
+    for caveat in rec.caveats:
+        click.echo(f"  caveat: {caveat}")
+    for step in rec.next_steps:
         click.echo(f"  next: {step}")
 
 
