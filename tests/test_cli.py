@@ -69,3 +69,17 @@ def test_empty_question_is_refused_with_exit_code_1(runner: CliRunner, mini_corp
 
     assert result.exit_code == 1
     assert result.stderr.endswith("Error: The question is empty. Ask something, for example: What is LoRA?\n")
+
+
+def test_guide_asks_then_recommends_with_sources(runner: CliRunner, corpus_dir: Path) -> None:
+    opening = (
+        "We have about 50k labelled support tickets, an in-house ML team and GPUs. "
+        "Accuracy must be consistent; it is one stable task and we have 3 months."
+    )
+    result = runner.invoke(cli, ["guide"], input=f"{opening}\nyes\nwhy?\n/quit\n")
+
+    assert result.exit_code == 0, result.output
+    assert "(1 of up to 7) Did I get this right" in result.output
+    assert "Recommendation: fine tuning" in result.output
+    assert "[1] Prompt Engineering vs Fine-Tuning for LLMs" in result.output
+    assert "Total +" in result.output  # "why?" shows the scoring
