@@ -1,5 +1,6 @@
 """Ask the docs: should we use prompt engineering, fine-tuning, or both?"""
 
+from .answer import Answer
 from .config import Settings
 from .engine import Assistant, IndexStatus
 from .errors import (
@@ -13,15 +14,18 @@ from .errors import (
     LLMError,
     StoreError,
 )
+from .guide import GuideSession, Recommendation, Step
 from .ingest import IndexReport
 from .retrieval import Passage
 
 __all__ = [
+    "Answer",
     "Assistant",
     "AssistantError",
     "CorpusError",
     "CorpusFileError",
     "EmbeddingModelError",
+    "GuideSession",
     "IndexCorruptError",
     "IndexLockedError",
     "IndexReport",
@@ -29,6 +33,8 @@ __all__ = [
     "InvalidQuestionError",
     "LLMError",
     "Passage",
+    "Recommendation",
     "Settings",
+    "Step",
     "StoreError",
 ]

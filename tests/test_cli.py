@@ -83,3 +83,28 @@ def test_guide_asks_then_recommends_with_sources(runner: CliRunner, corpus_dir: 
     assert "Recommendation: fine tuning" in result.output
     assert "[1] Prompt Engineering vs Fine-Tuning for LLMs" in result.output
     assert "Total +" in result.output  # "why?" shows the scoring
+
+
+def test_ask_prints_the_answer_and_numbered_sources(runner: CliRunner, corpus_dir: Path) -> None:
+    result = runner.invoke(cli, ["ask", "What is LoRA?"])
+
+    assert result.exit_code == 0, result.output
+    assert "Low-Rank Adaptation (LoRA)" in result.stdout and "[1]" in result.stdout
+    assert "\nSources:\n  [1] Prompt Engineering vs Fine-Tuning for LLMs — prompt-engineering-vs-fine-tuning-for-llms.md" in result.stdout
+
+
+def test_ask_json_marks_off_topic_questions_unanswerable(runner: CliRunner, corpus_dir: Path) -> None:
+    result = runner.invoke(cli, ["ask", "What is the capital of France?", "--json"])
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["answerable"] is False and data["citations"] == []
+
+
+def test_chat_keeps_history_for_follow_ups(runner: CliRunner, corpus_dir: Path) -> None:
+    result = runner.invoke(cli, ["chat", "--json"], input="What is fine-tuning?\nHow long does it take to implement?\n")
+
+    assert result.exit_code == 0, result.output
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert "fine-tuning" in second["query"].lower()
+    assert "weeks or months" in second["text"]

@@ -1,0 +1,95 @@
+"""Follow-up questions: rule-based rewriting from the history, and answers about the right subject."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant import Assistant, InvalidQuestionError
+from assistant.followup import MAX_HISTORY_MESSAGES, rewrite_followup, validate_history
+
+
+def user(text: str) -> dict[str, str]:
+    return {"role": "user", "content": text}
+
+
+def assistant(text: str) -> dict[str, str]:
+    return {"role": "assistant", "content": text}
+
+
+@pytest.mark.parametrize(
+    "history, question, expected",
+    [
+        (
+            [user("What is fine-tuning?"), assistant("...")],
+            "How long does it take to implement?",
+            "How long does fine-tuning take to implement?",
+        ),
+        (
+            [user("Tell me about prompt engineering."), assistant("...")],
+            "What are its limitations?",
+            "What are prompt engineering's limitations?",
+        ),
+        (
+            [user("What resources does fine-tuning need?"), assistant("...")],
+            "And prompt engineering?",
+            "What resources does prompt engineering need?",
+        ),
+        ([user("What is LoRA?"), assistant("...")], "What about the cost?", "What about the cost of LoRA?"),
+        # the subject carries through a chain of follow-ups
+        (
+            [user("What is fine-tuning?"), assistant("..."), user("And prompt engineering?"), assistant("...")],
+            "How long does that take?",
+            "How long does prompt engineering take?",
+        ),
+    ],
+)
+def test_followups_carry_the_previous_subject(history: list[dict[str, str]], question: str, expected: str) -> None:
+    assert rewrite_followup(question, history) == expected
+
+
+@pytest.mark.parametrize("question", ["What is dropout?", "How long does fine-tuning take?"])
+def test_questions_with_their_own_subject_are_left_alone(question: str) -> None:
+    assert rewrite_followup(question, [user("What is prompt engineering?"), assistant("...")]) == question
+
+
+def test_no_history_means_no_rewrite() -> None:
+    assert rewrite_followup("How long does it take?", []) == "How long does it take?"
+
+
+def test_validate_history_keeps_role_and_content_only() -> None:
+    assert validate_history([{"role": "user", "content": "hi", "extra": 1}]) == [user("hi")]
+    assert validate_history(None) == []
+
+
+def test_validate_history_rejects_too_many_messages() -> None:
+    with pytest.raises(InvalidQuestionError, match="limit"):
+        validate_history([user("hi")] * (MAX_HISTORY_MESSAGES + 1))
+
+
+@pytest.mark.parametrize(
+    "history, question, subject, fragment",
+    [
+        ([user("What is fine-tuning?")], "How long does it take to implement?", "fine-tuning", "weeks or months"),
+        (
+            [user("Tell me about prompt engineering.")],
+            "What are its limitations?",
+            "prompt engineering",
+            "cannot introduce new capabilities",
+        ),
+        (
+            [user("What resources does fine-tuning need?")],
+            "And prompt engineering?",
+            "prompt engineering",
+            "minimal technical infrastructure",
+        ),
+    ],
+)
+def test_followups_are_answered_about_the_right_subject(
+    bot: Assistant, history: list[dict[str, str]], question: str, subject: str, fragment: str
+) -> None:
+    first = bot.ask(history[0]["content"])
+    answer = bot.ask(question, history=history + [assistant(first.text)])
+
+    assert subject in answer.query
+    assert answer.answerable
+    assert fragment in answer.text
