@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from .config import Settings
 from .errors import AssistantError, InvalidQuestionError
+from .retrieval import Passage
 
 if TYPE_CHECKING:
     from .engine import Assistant
@@ -53,22 +54,9 @@ class AskRequest(BaseModel):
     history: list[Turn] = Field(default_factory=list, max_length=20)
 
 
-class PassageOut(BaseModel):
-    id: str
-    text: str
-    source: str
-    title: str
-    section: str
-    start: int
-    end: int
-    score: float
-    similarity: float
-    kind: str
-
-
 class AskResponse(BaseModel):
     text: str
-    citations: list[PassageOut]
+    citations: list[Passage]
     answerable: bool
     query: str
     note: str | None = None
@@ -81,7 +69,7 @@ class RetrieveRequest(BaseModel):
 
 
 class RetrieveResponse(BaseModel):
-    passages: list[PassageOut]
+    passages: list[Passage]
 
 
 class GuideReply(BaseModel):
