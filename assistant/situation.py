@@ -179,6 +179,15 @@ def _fact(factor: str, value: str, quote: str, quantity: float | None = None) ->
     return Fact(factor, value, DETAILS[(factor, value)], quote, quantity)
 
 
+def _yes_no(clause: str, expecting: bool, factor: str, yes: str, no: str) -> Fact | None:
+    """A bare yes or no, read as the answer to the question just asked about ``factor``."""
+    if expecting and _YES.search(clause):
+        return _fact(factor, yes, clause)
+    if expecting and _NO.search(clause):
+        return _fact(factor, no, clause)
+    return None
+
+
 def _data_level(n: float) -> str:
     if n <= 0:
         return "none"
@@ -250,11 +259,7 @@ _BARE_HARDWARE = _rx(r"(?:\w+\s+){0,2}(?:gpus?|a100s?|h100s?|tpus?|a cluster|clu
 def _compute(clause: str, expecting: bool) -> Fact | None:
     cue = _COMPUTE_CUE.search(clause)
     if cue is None:
-        if expecting and _NO.search(clause):
-            return _fact("compute", "none", clause)
-        if expecting and _YES.search(clause):
-            return _fact("compute", "available", clause)
-        return None
+        return _yes_no(clause, expecting, "compute", "available", "none")
     if _REQUIREMENT.search(clause[: cue.start()]) and not re.search(r"\bwe\b", clause, re.IGNORECASE):
         return None
     negated = _negated(clause, cue.start())
@@ -346,11 +351,7 @@ _ABOUT_US = _rx(r"\b(?:we|our|must|needs? to)\b")
 def _accuracy(clause: str, expecting: bool) -> Fact | None:
     cue = _ACC_CUE.search(clause)
     if cue is None:
-        if expecting and _YES.search(clause):
-            return _fact("accuracy", "high", clause)
-        if expecting and _NO.search(clause):
-            return _fact("accuracy", "flexible", clause)
-        return None
+        return _yes_no(clause, expecting, "accuracy", "high", "flexible")
     if _ABOUT_METHODS.search(clause[: cue.start()]) and not _ABOUT_US.search(clause):
         return None  # a statement about the methods, not the user's requirement
     if _FLEX.search(clause):
@@ -381,11 +382,7 @@ def _expertise(clause: str, expecting: bool) -> Fact | None:
         return _fact("expertise", "no", clause)
     cue = _EXPERTISE_CUE.search(clause)
     if cue is None:
-        if expecting and _YES.search(clause):
-            return _fact("expertise", "yes", clause)
-        if expecting and _NO.search(clause):
-            return _fact("expertise", "no", clause)
-        return None
+        return _yes_no(clause, expecting, "expertise", "yes", "no")
     if not _ABOUT_TEAM.search(clause):
         return None
     if _negated(clause, cue.start()) or _LITTLE_EXPERIENCE.search(clause):
@@ -452,11 +449,7 @@ def _knowledge(clause: str, expecting: bool) -> Fact | None:
         if _negated(clause, m.start()) and not _MODEL_LACKS.search(clause):
             return _fact("knowledge", "not_needed", clause)
         return _fact("knowledge", "needed", clause)
-    if expecting and _YES.search(clause):
-        return _fact("knowledge", "needed", clause)
-    if expecting and _NO.search(clause):
-        return _fact("knowledge", "not_needed", clause)
-    return None
+    return _yes_no(clause, expecting, "knowledge", "needed", "not_needed")
 
 
 _RULES: dict[str, Callable[[str, bool], Fact | None]] = {
