@@ -34,7 +34,7 @@ class Settings:
     index_dir: Path = field(default=PROJECT_ROOT / "index", metadata={"env": "ASSISTANT_INDEX"})
     chroma_url: str | None = field(default=None, metadata={"env": "ASSISTANT_CHROMA_URL"})
     embed_model: str = field(default=DEFAULT_EMBED_MODEL, metadata={"env": "ASSISTANT_EMBED_MODEL"})
-    embed_batch_size: int = field(default=64, metadata={"env": "ASSISTANT_EMBED_BATCH_SIZE"})
+    embed_batch_size: int = field(default=32, metadata={"env": "ASSISTANT_EMBED_BATCH_SIZE"})
     llm: str | None = field(default=None, metadata={"env": "ASSISTANT_LLM"})
     llm_timeout: float = field(default=30.0, metadata={"env": "ASSISTANT_LLM_TIMEOUT"})
     top_k: int = field(default=5, metadata={"env": "ASSISTANT_TOP_K"})

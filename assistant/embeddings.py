@@ -105,12 +105,16 @@ class Embedder:
         Returns:
             One vector per text, in order.
         """
-        vectors: list[Vector] = []
-        for i in range(0, len(texts), self.batch_size):
-            batch = list(texts[i : i + self.batch_size])
+        # Longest first, so each batch pads to similar lengths (sentence-transformers does the same
+        # within one call); results go back in the caller's order.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        vectors: list[Vector | None] = [None] * len(texts)
+        for i in range(0, len(order), self.batch_size):
+            batch = order[i : i + self.batch_size]
             self.calls += 1
             self.texts_embedded += len(batch)
-            vectors.extend(self.model.get_text_embedding_batch(batch))
+            for index, vector in zip(batch, self.model.get_text_embedding_batch([texts[j] for j in batch])):
+                vectors[index] = vector
             if progress:
                 progress(len(batch))
-        return vectors
+        return vectors  # type: ignore[return-value]  # every slot is filled above

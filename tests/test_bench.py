@@ -1,0 +1,54 @@
+"""The benchmark runs end to end (`python -m bench --quick`) and its synthetic corpus is deterministic.
+
+Speed is not asserted here: figures live in the benchmark's own output, never in timed tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assistant.chunking import chunk_document
+from assistant.corpus import load_corpus
+from bench.synthetic import corpus_sentences, write_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_synthetic_corpus_is_deterministic_with_one_chunk_per_section(tmp_path: Path) -> None:
+    sentences = corpus_sentences(ROOT / "corpus")
+    first = write_corpus(tmp_path / "a", 250, sentences)
+    second = write_corpus(tmp_path / "b", 250, sentences)
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir())
+    assert all((first / n).read_bytes() == (second / n).read_bytes() for n in names)
+    chunks = [c for doc in load_corpus(first).documents for c in chunk_document(doc)]
+    assert len(chunks) == 250
+    assert all(any(s in c.text for s in sentences) for c in chunks[:20])
+
+
+@pytest.mark.slow
+def test_quick_benchmark_writes_table_json_and_plot(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| retrieval | hit@3 |" in proc.stdout
+    assert "LlamaIndex default" in proc.stdout
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["quick"] is True
+    sections = {row["section"] for row in results["rows"]}
+    assert sections == {"retrieval", "answers", "latency", "indexing", "scale"}
+    assert all(row["ours"] is not None for row in results["rows"])
+    assert all(row["llamaindex"] is not None for row in results["rows"])  # every figure has its baseline
+    assert [p["size"] for p in results["scale"]["ours"]] == [200]
+    assert (tmp_path / "scale.png").read_bytes().startswith(b"\x89PNG")
