@@ -49,12 +49,17 @@ logger = logging.getLogger(__name__)
 
 EXTRACTIVE = "extractive"
 
+#: Questions the corpus answers well, offered when a question is out of scope.
+EXAMPLE_QUESTIONS = (
+    "What is the difference between prompt engineering and fine-tuning?",
+    "How long does fine-tuning take?",
+    "What are the limitations of prompt engineering?",
+)
+
 REFUSAL = (
     "I can only answer questions about prompt engineering and fine-tuning of large language models, "
     "from the documents I was given, and they do not cover this question. You could ask, for example:\n"
-    "- What is the difference between prompt engineering and fine-tuning?\n"
-    "- How long does fine-tuning take?\n"
-    "- What are the limitations of prompt engineering?"
+    + "\n".join(f"- {q}" for q in EXAMPLE_QUESTIONS)
 )
 
 FALLBACK_NOTE = "The language model was unavailable ({reason}); this answer quotes the documents instead."

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +95,46 @@ def _walk(root: Path) -> list[Path]:
                 continue
             found.append(Path(dirpath) / name)
     return found
+
+
+def add_file(root: Path, name: str, data: bytes, max_file_bytes: int = 5_000_000) -> SourceDocument:
+    """Add a new file to the corpus folder, only if it is a readable text document.
+
+    Args:
+        root: The corpus folder.
+        name: The file name (any folder part is dropped); it must end in .md, .markdown or .txt.
+        data: The file's bytes.
+        max_file_bytes: The largest file accepted.
+
+    Returns:
+        The document as the corpus will read it.
+
+    Raises:
+        CorpusFileError: The name, the type or the content is not acceptable, or the file exists.
+            Nothing is written then.
+    """
+    name = Path(name.replace("\\", "/")).name
+    target = root / name
+    if not name or name.startswith(".") or not name.lower().endswith(SUPPORTED_SUFFIXES):
+        raise CorpusFileError(name or "(no name)", f"only {', '.join(SUPPORTED_SUFFIXES)} files can be added")
+    if target.exists():
+        raise CorpusFileError(name, "a file of that name is already in the corpus; rename it and try again")
+    root.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=".upload-", suffix=".tmp")  # hidden: never indexed
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        try:
+            read_document(Path(tmp), root, max_file_bytes)
+        except CorpusFileError as exc:
+            raise CorpusFileError(name, exc.reason) from None
+        os.link(tmp, target)  # fails rather than replace a file that appeared meanwhile
+    except FileExistsError:
+        raise CorpusFileError(name, "a file of that name is already in the corpus; rename it and try again") from None
+    finally:
+        os.unlink(tmp)
+    logger.info("Added %s to the corpus", target)
+    return read_document(target, root, max_file_bytes)
 
 
 def read_document(path: Path, root: Path, max_file_bytes: int = 5_000_000) -> SourceDocument:

@@ -8,7 +8,7 @@ import pytest
 
 from assistant.chunking import sentence_spans
 from assistant.corpus import load_corpus, parse_front_matter
-from assistant.errors import CorpusError
+from assistant.errors import CorpusError, CorpusFileError
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT.parent / "shared" / "source"
@@ -82,3 +82,25 @@ def test_unreadable_files_are_reported_by_name_and_the_rest_still_load(tmp_path:
 def test_missing_corpus_folder_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="ASSISTANT_CORPUS"):
         load_corpus(tmp_path / "nope")
+
+
+def test_add_file_accepts_markdown_and_refuses_bad_files_without_writing(tmp_path: Path) -> None:
+    from assistant.corpus import add_file
+
+    root = tmp_path / "corpus"
+    doc = add_file(root, "notes.md", "# Evaluation\n\nMeasure both approaches.\n".encode(), 1000)
+    assert doc.source == "notes.md" and doc.title == "Evaluation"
+    cases = {
+        "slides.pdf": (b"%PDF-1.7 ...", "only .md, .markdown, .txt files can be added"),
+        "image.md": (b"\x89PNG\x00\x00", "looks like a binary file, not text; remove it from the corpus"),
+        "latin1.txt": ("caf\xe9".encode("latin-1"), "is not valid UTF-8 (byte 3); re-save it as UTF-8"),
+        "empty.txt": (b"  \n", "is empty; add some text or remove it"),
+        "big.txt": (b"x" * 1001, "file is 1,001 bytes, over the 1,000-byte limit"),
+        "notes.md": (b"again", "a file of that name is already in the corpus; rename it and try again"),
+    }
+    for name, (data, reason) in cases.items():
+        with pytest.raises(CorpusFileError) as err:
+            add_file(root, name, data, 1000)
+        assert err.value.path == Path(name) and err.value.reason.startswith(reason)
+    assert sorted(p.name for p in root.iterdir()) == ["notes.md"]  # nothing else written, no temp files left
+    assert (root / "notes.md").read_text() == "# Evaluation\n\nMeasure both approaches.\n"
