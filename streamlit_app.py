@@ -25,7 +25,6 @@ STARTERS = (
     "What is LoRA?",
     "Can I use both approaches together?",
 )
-APPROACH_ICONS = {"prompt_engineering": "✍️", "fine_tuning": "🛠️", "hybrid": "🔀"}
 _MARKER = re.compile(r"\s*\[\d+\]")
 
 st.set_page_config(page_title="Prompt engineering or fine-tuning?", page_icon="🧭", layout="centered")
@@ -80,14 +79,14 @@ def show_answer(message: dict[str, Any], index: int) -> None:
     answer = message["answer"]
     st.markdown(answer["text"] if answer["answerable"] else answer["text"].split("\n")[0])
     if answer.get("note"):
-        st.caption(f"ℹ️ {answer['note']}")
+        st.caption(answer["note"])
     if not answer["answerable"]:
         st.caption("Try one of these instead:")
         for n, example in enumerate(EXAMPLE_QUESTIONS):
             st.button(example, key=f"example-{index}-{n}", on_click=queue_question, args=(example,))
         return
     if answer["query"] != answer["question"]:
-        st.caption(f"🔎 Searching for: {answer['query']}")
+        st.caption(f"Searching for: *{answer['query']}*")
     for n, source in enumerate(answer["citations"], 1):
         where = f" — {source['section']}" if source["section"] else ""
         with st.expander(f"[{n}] {source['title']}{where}"):
@@ -185,7 +184,7 @@ def start_over() -> None:
 
 def recommendation_card(rec: Any) -> None:
     with st.container(border=True):
-        st.markdown(f"### {APPROACH_ICONS.get(rec.approach, '')} Recommendation: **{rec.label.capitalize()}**")
+        st.markdown(f"### Recommendation: {rec.label.capitalize()}")
         st.progress(rec.confidence, text=f"Confidence {rec.confidence:.0%}")
         st.markdown("**Why**")
         st.markdown("\n".join(f"- {reason}" for reason in rec.reasons))
@@ -298,7 +297,7 @@ def sidebar(bot: Assistant, settings: Settings) -> str:
 
 # -- page ----------------------------------------------------------------------------------
 
-st.title("🧭 Prompt engineering or fine-tuning?")
+st.title("Prompt engineering or fine-tuning?")
 st.caption("Answers quoted from the documents, with a numbered source for every sentence.")
 
 try:

@@ -264,7 +264,10 @@ class Indexer:
 
         collection = self.store.create_collection(f"chunks-g{generation}")
         try:
-            ChromaVectorStore(chroma_collection=collection).add(nodes)
+            vector_store = ChromaVectorStore(chroma_collection=collection)
+            batch = self.store.max_batch_size  # Chroma refuses larger writes
+            for i in range(0, len(nodes), batch):
+                vector_store.add(nodes[i : i + batch])
         except Exception as exc:
             raise StoreError(f"Writing {len(nodes)} chunks to the Chroma store failed: {exc}") from exc
         self._persist_bm25(nodes, generation)

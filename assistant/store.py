@@ -84,6 +84,7 @@ class Store:
         self.index_dir = Path(index_dir)
         self.chroma_url = chroma_url
         self._client: ClientAPI | None = None
+        self._max_batch_size: int | None = None
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "Store":
@@ -210,6 +211,16 @@ class Store:
                     else "Delete that folder and run `assistant index --full` to rebuild it from the corpus."
                 )
             ) from exc
+
+    @property
+    def max_batch_size(self) -> int:
+        """The most records Chroma accepts in one write."""
+        if self._max_batch_size is None:
+            try:
+                self._max_batch_size = int(self.client.get_max_batch_size())
+            except Exception:  # an older server without the call: its documented default
+                self._max_batch_size = 5461
+        return self._max_batch_size
 
     def collection(self, name: str) -> "Collection":
         """An existing collection.

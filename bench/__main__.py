@@ -73,7 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         rows += latency.warm(bot, baseline, limit)
         rows += latency.cold(corpus, work / "index-real corpus", work / "persist", repeats=1 if args.quick else 3)
         log("scale")
-        scale_rows, series = scale.run(sizes, work, limit or 57, log)
+        args.out.mkdir(parents=True, exist_ok=True)
+
+        def save(scale_rows: list, series: dict) -> None:  # after each size, so a long run keeps what it has
+            elapsed = time.perf_counter() - started
+            report.write_json(args.out / "results.json", rows + scale_rows, series, args.quick, elapsed)
+            report.plot(args.out / "scale.png", series)
+
+        scale_rows, series = scale.run(sizes, work, limit or 57, log, save)
         rows += scale_rows
     finally:
         shutil.rmtree(work, ignore_errors=True)

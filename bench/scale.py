@@ -11,7 +11,11 @@ from bench.synthetic import corpus_sentences, write_corpus
 
 
 def run(
-    sizes: list[int], work: Path, n_questions: int, log: Callable[[str], None] = print
+    sizes: list[int],
+    work: Path,
+    n_questions: int,
+    log: Callable[[str], None] = print,
+    save: Callable[[list[Row], dict[str, Any]], None] | None = None,
 ) -> tuple[list[Row], dict[str, Any]]:
     """Build, measure and query ours and the LlamaIndex default at each size.
 
@@ -40,6 +44,8 @@ def run(
             Row("scale", f"{label}: ask p50", ours["ask_p50_ms"], base["ask_p50_ms"], unit="ms",
                 target="<= 60 at 100k" if size >= 100_000 else ""),
         ]
+        if save:
+            save(rows, series)
     return rows, series
 
 

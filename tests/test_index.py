@@ -224,3 +224,24 @@ def test_open_builds_a_missing_index_and_retrieves_the_right_passages(bot: Assis
     top = bot.retrieve("What is LoRA?", k=3)[0]
     original = (bot.settings.corpus_dir / top.source).read_text(encoding="utf-8")
     assert original[top.start : top.end] == top.text and top.title and top.section
+
+
+def test_writes_larger_than_chromas_batch_limit_are_split(
+    mini_corpus: Path, settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chromadb.api.models.Collection import Collection
+
+    real_add = Collection.add
+
+    def limited_add(self: Collection, ids: list[str], *args: object, **kwargs: object) -> None:
+        if len(ids) > 2:  # Chroma's own check, with its limit (5,461 here) lowered to fit a small corpus
+            raise ValueError(f"Batch size of {len(ids)} is greater than max batch size of 2")
+        real_add(self, ids, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "add", limited_add)
+    store = Store.from_settings(settings)
+    store._max_batch_size = 2
+    report = Indexer(settings, embedder, store).build()
+    manifest = store.read_manifest()
+    assert manifest is not None and report.chunks_total == manifest.chunks > 2
+    assert store.collection(manifest.collection).count() == manifest.chunks
