@@ -2,6 +2,8 @@
 
 Needs Debian's chromium (tests/install_browser.sh installs it) and the playwright package; without
 either the tests are skipped with the reason, never passed silently. Screenshots go to test-artifacts/.
+One server serves the whole module (starting it loads the embedding model); each test opens its own
+browser session on it.
 """
 
 from __future__ import annotations
@@ -13,12 +15,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import pytest
-
-from assistant import Assistant
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -27,6 +28,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+VIEWPORT = {"width": 1280, "height": 900}
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -37,97 +39,173 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def page_url(bot: Assistant, tmp_path: Path) -> Iterator[str]:
-    """`streamlit run` over the `bot` fixture's corpus and index (the ASSISTANT_* variables point there)."""
+@pytest.fixture(scope="session", autouse=True)
+def browser_available() -> None:
+    """Skip, saying why, before any index or server is set up for nothing."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: run tests/install_browser.sh (Debian packages chromium, chromium-driver)")
     pytest.importorskip("playwright.sync_api", reason="the playwright package is missing: pip install -e '.[dev]'")
+
+
+@pytest.fixture(scope="module")
+def server(built_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """`streamlit run` over a private copy of the prebuilt corpus and index; yields its URL and corpus folder."""
+    base = tmp_path_factory.mktemp("browser")
+    shutil.copytree(built_index / "corpus", base / "corpus")
+    shutil.copytree(built_index / "index", base / "index")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env.update(
+        ASSISTANT_CORPUS=str(base / "corpus"), ASSISTANT_INDEX=str(base / "index"),
+        ASSISTANT_FEEDBACK_LOG=str(base / "feedback.jsonl"),
+        HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", ANONYMIZED_TELEMETRY="False",
+    )  # fmt: skip
     port = _free_port()
     streamlit = shutil.which("streamlit", path=str(Path(sys.executable).parent)) or "streamlit"
-    log = (tmp_path / "streamlit.log").open("w")
-    server = subprocess.Popen(
-        [streamlit, "run", str(ROOT / "streamlit_app.py"), "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
+    log_path = base / "streamlit.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [streamlit, "run", str(ROOT / "streamlit_app.py"), "--server.address", "127.0.0.1",
+             "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-2000:]}")
+                    time.sleep(0.3)
+            yield f"http://127.0.0.1:{port}/", base / "corpus"
+        finally:
+            proc.terminate()
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail(f"streamlit did not start:\n{(tmp_path / 'streamlit.log').read_text()[-2000:]}")
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        log.close()
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
-@pytest.fixture
-def page(page_url: str) -> Iterator[object]:
+@pytest.fixture(scope="module")
+def browser(server: tuple[str, Path]) -> Iterator[Any]:
+    """One headless Chromium for the module."""
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1280, "height": 900})
-        tab.set_default_timeout(120_000)  # the first load includes the embedding model
-        tab.goto(page_url)
-        tab.get_by_test_id("stChatInput").wait_for()
-        yield tab
-        browser.close()
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
-def test_ask_a_question_and_open_a_source(page) -> None:  # noqa: ANN001 - playwright Page
+@pytest.fixture
+def page(server: tuple[str, Path], browser: Any) -> Iterator[Any]:
+    """A fresh session of the page, loaded and ready for input."""
+    tab = browser.new_page(viewport=VIEWPORT)
+    tab.set_default_timeout(120_000)  # the first load includes the embedding model
+    tab.goto(server[0])
+    tab.get_by_test_id("stChatInput").wait_for()
+    tab.set_default_timeout(30_000)
+    yield tab
+    tab.close()
+
+
+def _settled(page: Any) -> None:
+    """Wait until the script run that is under way has finished (stale elements are gone then)."""
+    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for()
+
+
+def _send(page: Any, text: str) -> None:
+    _settled(page)
+    page.get_by_test_id("stChatInputTextArea").fill(text)
+    page.keyboard.press("Enter")
+
+
+def test_ask_follow_up_open_a_source_clear_and_ask_off_topic(page: Any) -> None:
     from playwright.sync_api import expect
 
-    page.screenshot(path=ARTIFACTS / "01-empty-chat.png", full_page=True)
-    page.get_by_test_id("stChatInputTextArea").fill("What is fine-tuning?")
-    page.keyboard.press("Enter")
+    page.screenshot(path=ARTIFACTS / "01-empty-chat.png")
+    _send(page, "What is fine-tuning?")
     messages = page.get_by_test_id("stChatMessage")
     expect(messages).to_have_count(2)
     expect(messages.nth(1)).to_contain_text("[1]")
-    source = page.get_by_test_id("stExpander").first
+    source = messages.nth(1).get_by_test_id("stExpander").first
     source.locator("summary").click()
     expect(source.locator("mark").first).to_be_visible()  # the quoted sentence, highlighted
+    source.scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / "02-answer-with-source.png")
 
-    page.get_by_test_id("stChatInputTextArea").fill("How long does it take to implement?")
-    page.keyboard.press("Enter")
+    _send(page, "How long does it take to implement?")
     expect(messages).to_have_count(4)
-    expect(page.get_by_text("Searching for:")).to_be_visible()
+    expect(messages.nth(3)).to_contain_text("Searching for:")
     expect(messages.nth(3)).to_contain_text("weeks or months")
-    page.screenshot(path=ARTIFACTS / "03-follow-up.png", full_page=True)
+    page.screenshot(path=ARTIFACTS / "03-follow-up.png")
+
+    page.get_by_role("button", name="Clear chat").click()
+    expect(messages).to_have_count(0)
+    _send(page, "What is the capital of France?")
+    refusal = messages.nth(1)
+    expect(refusal.get_by_test_id("stAlert")).to_contain_text("do not cover this question")
+    expect(refusal.get_by_role("button")).not_to_have_count(0)  # example questions to click instead
+    expect(refusal.get_by_test_id("stExpander")).to_have_count(0)
+    page.screenshot(path=ARTIFACTS / "04-off-topic.png")
 
 
-def test_complete_a_guided_dialog(page) -> None:  # noqa: ANN001 - playwright Page
+def test_complete_a_guided_dialog(page: Any) -> None:
     from playwright.sync_api import expect
 
     page.get_by_text("Guided", exact=True).click()
     box = page.get_by_test_id("stChatInputTextArea")
     expect(box).to_have_attribute("placeholder", "Describe your situation…")
-    box.fill("We have 50k labelled support tickets and an ML team, and need consistent output at high volume.")
-    page.keyboard.press("Enter")
-    recommendation = page.get_by_text("Recommendation:", exact=False)
-    question = page.get_by_text("Question ", exact=False)
-    for n in range(8):
-        expect(question.or_(recommendation).first).to_be_visible()
-        if recommendation.count():
-            break
-        if n == 0:
-            page.screenshot(path=ARTIFACTS / "04-guided-question.png")
-        option = page.locator("[class*='st-key-option-']").first  # stale options were detached below
-        key = next(c for c in (option.get_attribute("class") or "").split() if c.startswith("st-key-option-"))
-        option.locator("button").click()
-        page.locator(f".{key}").wait_for(state="detached")  # the next question replaced this one
-    expect(recommendation).to_be_visible()
+    _send(page, "We are building a support ticket classifier.")
+    expect(page.get_by_text("Question 1 of up to 7")).to_be_visible()
+    _settled(page)
+    _send(page, "about 20k labelled tickets")  # a typed reply
+    expect(page.get_by_text("Question 2 of up to 7")).to_be_visible()
+    expect(page.get_by_text("Noted: about 20,000 labelled examples.")).to_be_visible()
+    _settled(page)
+    page.screenshot(path=ARTIFACTS / "05-guided-question.png")
+
+    messages = page.get_by_test_id("stChatMessage")
     start_over = page.get_by_role("button", name="Start over")
+    for _ in range(7):  # then quick replies until it recommends
+        _settled(page)
+        if start_over.count():
+            break
+        shown = messages.count()
+        page.locator("[class*='st-key-option-'] button").first.click()
+        expect(messages).not_to_have_count(shown)  # each reply joins the transcript: the run has started
+        _settled(page)
     card = page.get_by_test_id("stVerticalBlock").filter(has=start_over).last
+    expect(card).to_contain_text("Recommendation")
+    expect(card).to_contain_text("Confidence")
+    expect(card.get_by_test_id("stExpander").first).to_contain_text("[1]")
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": int(card.bounding_box()["height"]) + 400})
     card.scroll_into_view_if_needed()
-    page.screenshot(path=ARTIFACTS / "05-recommendation.png")
     card.screenshot(path=ARTIFACTS / "06-recommendation-card.png")
+
+    start_over.click()
+    expect(page.get_by_text("Describe your situation:")).to_be_visible()
+    expect(start_over).to_have_count(0)
+
+
+def test_upload_a_file_then_rebuild(page: Any, server: tuple[str, Path]) -> None:
+    from playwright.sync_api import expect
+
+    corpus = server[1]
+    before = sorted(p.name for p in corpus.iterdir())
+    dropzone = page.get_by_test_id("stFileUploaderDropzoneInput")
+    dropzone.set_input_files(files=[{"name": "slides.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4"}])
+    expect(page.get_by_text("Not added: slides.pdf")).to_be_visible()
+    assert sorted(p.name for p in corpus.iterdir()) == before
+
+    text = b"# Evaluating prompts\n\nKeep a held-out test set and score every prompt change against it.\n"
+    dropzone.set_input_files(files=[{"name": "evaluating.md", "mimeType": "text/markdown", "buffer": text}])
+    expect(page.get_by_text("Added evaluating.md")).to_be_visible()
+    assert (corpus / "evaluating.md").read_bytes() == text
+    page.get_by_role("button", name="Rebuild now").click()
+    expect(page.get_by_text("1 added")).to_be_visible()
+    page.screenshot(path=ARTIFACTS / "07-upload-and-rebuild.png")
