@@ -117,20 +117,35 @@ class RefusalPolicy:
     bench/offtopic.txt (40 off topic: 3 answered, all of them near-domain: "How do I fine tune my
     car engine?" 0.32, "How do I fine-tune my golf swing?" 0.31, "What's a good writing prompt for
     kids?" 0.35). Similarities are from `Passage.similarity`, the cosine between question and passage.
+
+    The threshold is chosen from the words the user typed, not from a rewritten follow-up: the
+    rewrite may add the previous subject ("What is the capital of France?" after a question on
+    fine-tuning becomes "... for fine-tuning?", similarity 0.34), and that added term must not
+    lower the bar.
     """
 
     with_domain_term: float = 0.20
     with_ambiguous_term: float = 0.30
     without_domain_term: float = 0.36
 
-    def answerable(self, query: str, passages: Sequence[Passage]) -> bool:
-        """Whether the passages answer ``query`` well enough to try."""
+    def answerable(self, query: str, passages: Sequence[Passage], asked: str | None = None) -> bool:
+        """Whether the passages answer ``query`` well enough to try.
+
+        Args:
+            query: The standalone question the passages were retrieved for.
+            passages: The retrieved passages, with their similarities.
+            asked: The question as the user typed it, when ``query`` is a rewrite of it.
+
+        Returns:
+            True when the best similarity reaches the threshold for the terms the user named.
+        """
         if not passages:
             return False
         best = max(p.similarity for p in passages)
-        if DOMAIN_TERMS.search(query):
+        named = asked if asked is not None else query
+        if DOMAIN_TERMS.search(named):
             threshold = self.with_domain_term
-        elif AMBIGUOUS_TERMS.search(query):
+        elif AMBIGUOUS_TERMS.search(named):
             threshold = self.with_ambiguous_term
         else:
             threshold = self.without_domain_term
@@ -467,7 +482,7 @@ class AnswerEngine:
         query = self._standalone(question, history)
         vector = self.embedder.embed_query(query)
         passages = self._retriever().retrieve(query, self.settings.top_k, embedding=vector)
-        if not self.refusal.answerable(query, passages):
+        if not self.refusal.answerable(query, passages, asked=question):
             logger.info("Refused (best similarity %.2f): %r", max((p.similarity for p in passages), default=0), query)
             answer = Answer(REFUSAL, (), False, query, backend=self.backend)
             yield answer.text

@@ -8,11 +8,12 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
@@ -118,10 +119,10 @@ class _Sessions:
 
     ttl: float
     limit: int
-    _items: dict[str, tuple[float, "GuideSession"]] = field(default_factory=dict)
+    _items: dict[str, tuple[float, GuideSession]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, session: "GuideSession") -> str:
+    def add(self, session: GuideSession) -> str:
         key = secrets.token_urlsafe(16)
         with self._lock:
             self._expire()
@@ -131,7 +132,7 @@ class _Sessions:
             self._items[key] = (time.monotonic(), session)
         return key
 
-    def get(self, key: str) -> "GuideSession | None":
+    def get(self, key: str) -> GuideSession | None:
         with self._lock:
             self._expire()
             item = self._items.get(key)
@@ -154,7 +155,7 @@ def _error(status: int, kind: str, message: str) -> JSONResponse:
 
 
 def create_app(
-    assistant_or_factory: "Assistant | Callable[[], Assistant]",
+    assistant_or_factory: Assistant | Callable[[], Assistant],
     settings: Settings | None = None,
     limits: ApiLimits | None = None,
 ) -> FastAPI:
@@ -173,11 +174,9 @@ def create_app(
     sessions = _Sessions(limits.session_ttl, limits.max_sessions)
     rebuild_lock = threading.Lock()
 
-    def bot() -> "Assistant":
+    def bot() -> Assistant:
         if "bot" not in state:
-            state["bot"] = (
-                assistant_or_factory() if callable(assistant_or_factory) else assistant_or_factory
-            )
+            state["bot"] = assistant_or_factory() if callable(assistant_or_factory) else assistant_or_factory
         return state["bot"]
 
     def cfg() -> Settings:
@@ -290,8 +289,9 @@ def create_app(
                 "object": "chat.completion",
                 "created": created,
                 "model": MODEL_NAME,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
-                             "finish_reason": "stop"}],
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}
+                ],
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
                 "citations": [p.to_dict() for p in answer.citations],
                 "answerable": answer.answerable,
@@ -299,8 +299,14 @@ def create_app(
         pieces = await run(lambda: list(bot().stream(question, history)))
 
         def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-            data = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": MODEL_NAME,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+            data = {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": MODEL_NAME,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                **extra,
+            }
             return f"data: {json.dumps(data)}\n\n"
 
         def events() -> Iterator[str]:
@@ -311,8 +317,11 @@ def create_app(
                     yield chunk({"content": piece})
                 else:
                     final = piece
-            extra = {} if final is None else {
-                "citations": [p.to_dict() for p in final.citations], "answerable": final.answerable}
+            extra = (
+                {}
+                if final is None
+                else {"citations": [p.to_dict() for p in final.citations], "answerable": final.answerable}
+            )
             yield chunk({}, "stop", **extra)
             yield "data: [DONE]\n\n"
 

@@ -22,7 +22,7 @@ def _settings(ctx: click.Context) -> Settings:
     return ctx.find_object(Settings)  # type: ignore[return-value]
 
 
-def _open(ctx: click.Context) -> "Assistant":
+def _open(ctx: click.Context) -> Assistant:
     """Open the assistant, showing a progress bar if the index has to be (re)built first."""
     from .engine import Assistant
     from .ingest import Indexer
@@ -77,7 +77,12 @@ class _Group(click.Group):
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 @click.pass_context
 def cli(
-    ctx: click.Context, corpus: Path | None, index_dir: Path | None, chroma_url: str | None, llm: str | None, verbose: int
+    ctx: click.Context,
+    corpus: Path | None,
+    index_dir: Path | None,
+    chroma_url: str | None,
+    llm: str | None,
+    verbose: int,
 ) -> None:
     """Ask the docs: should we use prompt engineering, fine-tuning, or both?
 
@@ -256,7 +261,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     run_server(_settings(ctx), host=host, port=port)
 
 
-def _print_answer(answer: "Answer") -> None:
+def _print_answer(answer: Answer) -> None:
     click.echo(answer.text)
     if getattr(answer, "note", None):
         click.secho(answer.note, fg="yellow", err=True)

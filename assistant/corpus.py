@@ -127,7 +127,7 @@ def add_file(root: Path, name: str, data: bytes, max_file_bytes: int = 5_000_000
         try:
             read_document(Path(tmp), root, max_file_bytes)
         except CorpusFileError as exc:
-            raise CorpusFileError(name, exc.reason) from None
+            raise CorpusFileError(name, _upload_reason(exc.reason)) from None
         os.link(tmp, target)  # fails rather than replace a file that appeared meanwhile
     except FileExistsError:
         raise CorpusFileError(name, "a file of that name is already in the corpus; rename it and try again") from None
@@ -135,6 +135,14 @@ def add_file(root: Path, name: str, data: bytes, max_file_bytes: int = 5_000_000
         os.unlink(tmp)
     logger.info("Added %s to the corpus", target)
     return read_document(target, root, max_file_bytes)
+
+
+def _upload_reason(reason: str) -> str:
+    """A reader's complaint, with advice about files already in the corpus swapped for upload advice."""
+    problem, _, advice = reason.partition("; ")
+    if "remove it" in advice or "ASSISTANT_" in advice:
+        return f"{problem}; nothing was added, fix the file and upload it again"
+    return reason
 
 
 def read_document(path: Path, root: Path, max_file_bytes: int = 5_000_000) -> SourceDocument:
@@ -147,7 +155,8 @@ def read_document(path: Path, root: Path, max_file_bytes: int = 5_000_000) -> So
         size = path.stat().st_size
         if size > max_file_bytes:
             raise CorpusFileError(
-                path, f"file is {size:,} bytes, over the {max_file_bytes:,}-byte limit; split it or raise ASSISTANT_MAX_FILE_BYTES"
+                path,
+                f"file is {size:,} bytes, over the {max_file_bytes:,}-byte limit; split it or raise ASSISTANT_MAX_FILE_BYTES",
             )
         raw = path.read_bytes()
     except OSError as exc:
@@ -157,9 +166,7 @@ def read_document(path: Path, root: Path, max_file_bytes: int = 5_000_000) -> So
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise CorpusFileError(
-            path, f"is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8"
-        ) from exc
+        raise CorpusFileError(path, f"is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8") from exc
     text = text.replace("\r\n", "\n")
     if not text.strip():
         raise CorpusFileError(path, "is empty; add some text or remove it")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .errors import EmbeddingModelError
 
@@ -30,7 +31,7 @@ class Embedder:
     def __init__(
         self,
         name: str,
-        factory: Callable[[], "BaseEmbedding"],
+        factory: Callable[[], BaseEmbedding],
         batch_size: int = 64,
     ) -> None:
         self.name = name
@@ -42,11 +43,11 @@ class Embedder:
         self.texts_embedded = 0
 
     @classmethod
-    def from_defaults(cls, settings: "Settings") -> "Embedder":
+    def from_defaults(cls, settings: Settings) -> Embedder:
         """The configured sentence-transformers model, from a local folder, never from a hub."""
         path = settings.embed_model_path
 
-        def load() -> "BaseEmbedding":
+        def load() -> BaseEmbedding:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             try:
@@ -71,7 +72,7 @@ class Embedder:
         return cls(settings.embed_model, load, batch_size=settings.embed_batch_size)
 
     @property
-    def model(self) -> "BaseEmbedding":
+    def model(self) -> BaseEmbedding:
         """The LlamaIndex embedding model, loaded on first access."""
         if self._model is None:
             with self._lock:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .embeddings import Embedder
@@ -42,7 +43,7 @@ class Assistant:
     Build one with `Assistant.open()`; pass collaborators in to replace the defaults.
     """
 
-    def __init__(self, settings: Settings, embedder: Embedder, store: Store, llm: "LLM | None" = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder, store: Store, llm: LLM | None = None) -> None:
         self.settings = settings
         self.embedder = embedder
         self.store = store
@@ -59,9 +60,9 @@ class Assistant:
         *,
         embedder: Embedder | None = None,
         store: Store | None = None,
-        llm: "LLM | None" = None,
+        llm: LLM | None = None,
         progress: Progress | None = None,
-    ) -> "Assistant":
+    ) -> Assistant:
         """Open the index, building or refreshing it first when it is missing or stale.
 
         Args:
@@ -157,9 +158,8 @@ class Assistant:
             raise InvalidQuestionError(f"k must be a whole number from 1 to 50, not {k!r}")
         return self.retriever.retrieve(question, k)
 
-
     @property
-    def answers(self) -> "AnswerEngine":
+    def answers(self) -> AnswerEngine:
         """The answer engine (extractive by default, or the configured LLM)."""
         if self._answers is None:
             from .answer import AnswerEngine
@@ -167,7 +167,7 @@ class Assistant:
             self._answers = AnswerEngine.from_defaults(self)
         return self._answers
 
-    def ask(self, question: str, history: list[dict[str, str]] | None = None) -> "Answer":
+    def ask(self, question: str, history: list[dict[str, str]] | None = None) -> Answer:
         """Answer a question from the corpus, with citations.
 
         Args:
@@ -182,11 +182,11 @@ class Assistant:
         """
         return self.answers.ask(question, history)
 
-    def stream(self, question: str, history: list[dict[str, str]] | None = None) -> Iterator["str | Answer"]:
+    def stream(self, question: str, history: list[dict[str, str]] | None = None) -> Iterator[str | Answer]:
         """Like `ask`, but yields text pieces as they are ready and ends with the full `Answer`."""
         return self.answers.stream(question, history)
 
-    def guide(self) -> "GuideSession":
+    def guide(self) -> GuideSession:
         """Start a guided session that asks about your situation, then recommends an approach."""
         from .guide import GuideSession
 

@@ -45,8 +45,9 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .engine import validate_question
 from .errors import InvalidQuestionError
@@ -284,7 +285,7 @@ class Recommendation:
     approach: str  # "prompt_engineering", "fine_tuning" or "hybrid"
     confidence: float  # 0..1
     reasons: tuple[str, ...]  # short bullets, each ending with [n] markers into ``citations``
-    citations: tuple["Passage", ...]
+    citations: tuple[Passage, ...]
     next_steps: tuple[str, ...]
     caveats: tuple[str, ...]
     score: float  # sum of the factor points; positive leans to fine-tuning
@@ -374,9 +375,9 @@ class GuideSession:
 
     def __init__(
         self,
-        retrieve: Callable[[str, int], list["Passage"]],
+        retrieve: Callable[[str, int], list[Passage]],
         embed: Callable[[str], Any] | None = None,
-        llm: "LLM | None" = None,
+        llm: LLM | None = None,
         *,
         max_chars: int = 2000,
         max_questions: int = MAX_QUESTIONS,
@@ -396,7 +397,7 @@ class GuideSession:
         self.restart()
 
     @classmethod
-    def from_assistant(cls, assistant: "Assistant") -> "GuideSession":
+    def from_assistant(cls, assistant: Assistant) -> GuideSession:
         """A session that cites the assistant's index and reads replies with its embedding model and LLM."""
         return cls(
             assistant.retrieve,
@@ -583,7 +584,7 @@ class GuideSession:
             round(score, 2), factors,
         )  # fmt: skip
 
-    def _marker(self, claim: str, citations: list["Passage"]) -> str:
+    def _marker(self, claim: str, citations: list[Passage]) -> str:
         passage = self._cite(claim)
         if passage is None:
             return ""
@@ -593,7 +594,7 @@ class GuideSession:
         citations.append(passage)
         return f"[{len(citations)}]"
 
-    def _cite(self, claim: str) -> "Passage | None":
+    def _cite(self, claim: str) -> Passage | None:
         """The first retrieved passage that states the claim, cached for the session."""
         if claim not in self._citations:
             spec = CLAIMS[claim]

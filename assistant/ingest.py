@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .chunking import Chunk, chunk_document
 from .config import CHUNKER_VERSION, Settings
@@ -68,12 +70,20 @@ class IndexReport:
     def summary(self) -> str:
         """One line for people."""
         if not self.changed:
-            return f"Index is up to date: {self.unchanged} files unchanged, nothing embedded ({self.chunks_total} chunks)."
+            return (
+                f"Index is up to date: {_count(self.unchanged, 'file')} unchanged, nothing embedded "
+                f"({_count(self.chunks_total, 'chunk')})."
+            )
         return (
             f"{'Full rebuild' if self.full else 'Index updated'}: {self.added} added, {self.updated} updated, "
-            f"{self.removed} removed, {self.unchanged} unchanged; {self.chunks_embedded} chunks embedded "
-            f"({self.chunks_total} in the index) in {self.seconds:.1f}s."
+            f"{self.removed} removed, {self.unchanged} unchanged; {_count(self.chunks_embedded, 'chunk')} embedded "
+            f"({self.chunks_total:,} in the index) in {self.seconds:.1f}s."
         )
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 chunk``, ``2 chunks``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def plan_rebuild(corpus: Corpus, manifest: Manifest | None, embed_model: str, full: bool = False) -> IndexPlan:
@@ -109,7 +119,7 @@ def plan_rebuild(corpus: Corpus, manifest: Manifest | None, embed_model: str, fu
     )
 
 
-def chunk_to_node(chunk: Chunk, embedding: Vector | None = None) -> "TextNode":
+def chunk_to_node(chunk: Chunk, embedding: Vector | None = None) -> TextNode:
     """The LlamaIndex node for a chunk; Chroma metadata stays str/int only."""
     from llama_index.core.schema import TextNode
 
@@ -142,7 +152,7 @@ class Indexer:
         self.store = store
 
     @classmethod
-    def from_defaults(cls, settings: Settings | None = None) -> "Indexer":
+    def from_defaults(cls, settings: Settings | None = None) -> Indexer:
         """An indexer for the configured corpus, model and store."""
         settings = settings or Settings.from_env()
         return cls(settings, Embedder.from_defaults(settings), Store.from_settings(settings))
@@ -192,8 +202,17 @@ class Indexer:
             if plan.up_to_date and manifest is not None:
                 logger.info("Index is up to date (generation %d)", manifest.generation)
                 return IndexReport(
-                    0, 0, 0, len(plan.unchanged), 0, manifest.chunks, manifest.documents,
-                    False, manifest.generation, time.perf_counter() - started, corpus.problems,
+                    0,
+                    0,
+                    0,
+                    len(plan.unchanged),
+                    0,
+                    manifest.chunks,
+                    manifest.documents,
+                    False,
+                    manifest.generation,
+                    time.perf_counter() - started,
+                    corpus.problems,
                 )
             if plan.full:
                 logger.info("Full rebuild: %s", plan.reason)
@@ -303,7 +322,7 @@ class Indexer:
                 found[cid] = [float(x) for x in vector]
         return found
 
-    def _persist_bm25(self, nodes: list["TextNode"], generation: int) -> None:
+    def _persist_bm25(self, nodes: list[TextNode], generation: int) -> None:
         from llama_index.retrievers.bm25 import BM25Retriever
 
         target = self.store.bm25_dir(generation)
@@ -311,7 +330,9 @@ class Indexer:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(target, ignore_errors=True)
         try:
-            BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=min(len(nodes), 20)).persist(str(tmp), show_progress=False)
+            BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=min(len(nodes), 20)).persist(
+                str(tmp), show_progress=False
+            )
         except Exception as exc:
             raise AssistantError(f"Building the keyword (BM25) index failed: {exc}") from exc
         tmp.rename(target)
@@ -319,8 +340,6 @@ class Indexer:
     def _discard(self, generation: int) -> None:
         """Best-effort removal of a generation whose build failed; the manifest never named it."""
         logger.warning("Index build failed; keeping the previous index")
-        try:
+        with contextlib.suppress(Exception):  # the collection may never have been created
             self.store.client.delete_collection(f"chunks-g{generation}")
-        except Exception:  # the collection may never have been created
-            pass
         shutil.rmtree(self.store.bm25_dir(generation), ignore_errors=True)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .embeddings import Embedder, Vector
 from .errors import IndexCorruptError, StoreError
@@ -128,7 +129,7 @@ class HybridRetriever:
         return out
 
 
-def _passage(hit: "NodeWithScore", similarity: float) -> Passage:
+def _passage(hit: NodeWithScore, similarity: float) -> Passage:
     meta = hit.node.metadata
     return Passage(
         id=hit.node.node_id,

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -500,7 +501,7 @@ _POLARITY = re.compile(_NEG + r"|\b(?:nobody|never|impossible|nothing|unable)\b"
 class SituationExtractor:
     """Reads facts from a message: rules, then embedding similarity for what the rules miss."""
 
-    def __init__(self, embed: Callable[[str], Sequence[float]] | None = None, llm: "LLM | None" = None) -> None:
+    def __init__(self, embed: Callable[[str], Sequence[float]] | None = None, llm: LLM | None = None) -> None:
         """Args:
         embed: Turns a clause into a vector (``Embedder.embed_query``); without it only rules run.
         llm: A LlamaIndex LLM that reads the facts first; the rules fill in what it misses or fails on.
@@ -574,7 +575,7 @@ class SituationExtractor:
             raw = self._llm.complete(prompt).text
             match = re.search(r"\{.*\}", raw, re.DOTALL)
             data = json.loads(match.group(0)) if match else None
-        except Exception as exc:  # noqa: BLE001 - any provider or network failure: the rules still answer
+        except Exception as exc:
             logger.warning("The LLM could not read the reply (%s); using the rules instead", exc)
             return []
         if not isinstance(data, dict):

@@ -15,9 +15,10 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from .errors import IndexCorruptError, IndexLockedError, StoreError
@@ -68,7 +69,7 @@ class Manifest:
         return json.dumps(data, indent=1, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Manifest":
+    def from_json(cls, text: str) -> Manifest:
         """Parse ``manifest.json``; raises ``ValueError``/``KeyError``/``TypeError`` when malformed."""
         data = json.loads(text)
         if data.get("format") != MANIFEST_FORMAT:
@@ -87,7 +88,7 @@ class Store:
         self._max_batch_size: int | None = None
 
     @classmethod
-    def from_settings(cls, settings: "Settings") -> "Store":
+    def from_settings(cls, settings: Settings) -> Store:
         """The store the settings describe."""
         return cls(settings.index_dir, settings.chroma_url)
 
@@ -172,13 +173,13 @@ class Store:
     # -- Chroma -----------------------------------------------------------------------------
 
     @property
-    def client(self) -> "ClientAPI":
+    def client(self) -> ClientAPI:
         """The Chroma client, created on first use, telemetry off."""
         if self._client is None:
             self._client = self._connect()
         return self._client
 
-    def _connect(self) -> "ClientAPI":
+    def _connect(self) -> ClientAPI:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
@@ -187,9 +188,7 @@ class Store:
             if self.chroma_url:
                 url = urlparse(self.chroma_url)
                 if url.scheme not in ("http", "https") or not url.hostname:
-                    raise StoreError(
-                        f"ASSISTANT_CHROMA_URL={self.chroma_url!r} is not an http(s)://host:port URL"
-                    )
+                    raise StoreError(f"ASSISTANT_CHROMA_URL={self.chroma_url!r} is not an http(s)://host:port URL")
                 return chromadb.HttpClient(
                     host=url.hostname,
                     port=url.port or (443 if url.scheme == "https" else 8000),
@@ -222,7 +221,7 @@ class Store:
                 self._max_batch_size = 5461
         return self._max_batch_size
 
-    def collection(self, name: str) -> "Collection":
+    def collection(self, name: str) -> Collection:
         """An existing collection.
 
         Raises:
@@ -236,7 +235,7 @@ class Store:
                 "Run `assistant index --full` to rebuild it."
             ) from exc
 
-    def create_collection(self, name: str) -> "Collection":
+    def create_collection(self, name: str) -> Collection:
         """A new, empty collection (an older leftover of the same name is replaced)."""
         try:
             with contextlib.suppress(Exception):

@@ -22,12 +22,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from assistant import Assistant, Settings  # noqa: E402
-from assistant.embeddings import Embedder  # noqa: E402
-from bench import indexing, latency, quality, report, scale  # noqa: E402
-from bench.baseline import LlamaIndexDefault, default_embed_model  # noqa: E402
-from bench.common import CORPUS, ROOT  # noqa: E402
-from bench.synthetic import corpus_sentences, write_corpus  # noqa: E402
+from assistant import Assistant, Settings
+from assistant.embeddings import Embedder
+from bench import indexing, latency, quality, report, scale
+from bench.baseline import LlamaIndexDefault, default_embed_model
+from bench.common import CORPUS, ROOT
+from bench.synthetic import corpus_sentences, write_corpus
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(CORPUS, corpus)
         # Model loaded and libraries imported before any clock starts (the cold-start rows time those).
         import chromadb  # noqa: F401
-        import llama_index.retrievers.bm25  # noqa: F401
+        import llama_index.retrievers.bm25
         import llama_index.vector_stores.chroma  # noqa: F401
 
         embedder = Embedder.from_defaults(Settings())

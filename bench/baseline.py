@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
 
 
-def default_embed_model() -> "BaseEmbedding":
+def default_embed_model() -> BaseEmbedding:
     """MiniLM through LlamaIndex's `HuggingFaceEmbedding` with its default settings (batch size 10)."""
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
@@ -28,7 +28,7 @@ def default_embed_model() -> "BaseEmbedding":
 class LlamaIndexDefault:
     """One out-of-the-box index, built or loaded."""
 
-    def __init__(self, index: "VectorStoreIndex") -> None:
+    def __init__(self, index: VectorStoreIndex) -> None:
         from llama_index.core.llms import MockLLM
 
         self.index = index
@@ -36,9 +36,7 @@ class LlamaIndexDefault:
         self.query_engine = index.as_query_engine(llm=MockLLM())
 
     @classmethod
-    def build(
-        cls, corpus_dir: Path, embed_model: "BaseEmbedding", persist_dir: Path | None = None
-    ) -> "LlamaIndexDefault":
+    def build(cls, corpus_dir: Path, embed_model: BaseEmbedding, persist_dir: Path | None = None) -> LlamaIndexDefault:
         """Read, split, embed and (optionally) persist the corpus the default way."""
         from llama_index.core import SimpleDirectoryReader, VectorStoreIndex
 
@@ -49,7 +47,7 @@ class LlamaIndexDefault:
         return cls(index)
 
     @classmethod
-    def load(cls, persist_dir: Path, embed_model: "BaseEmbedding") -> "LlamaIndexDefault":
+    def load(cls, persist_dir: Path, embed_model: BaseEmbedding) -> LlamaIndexDefault:
         """Load a persisted index the documented way."""
         from llama_index.core import StorageContext, load_index_from_storage
 

@@ -9,8 +9,9 @@ import json
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench.common import dir_bytes, p50, p95, questions, timed_ms
 
@@ -57,11 +58,11 @@ def eager_imports(spawned: str) -> dict[str, Any]:
     import chromadb  # noqa: F401
     import click  # noqa: F401
     import fastapi  # noqa: F401
-    import llama_index.core  # noqa: F401
-    import llama_index.embeddings.huggingface  # noqa: F401
-    import llama_index.llms.openai  # noqa: F401
-    import llama_index.llms.openai_like  # noqa: F401
-    import llama_index.retrievers.bm25  # noqa: F401
+    import llama_index.core
+    import llama_index.embeddings.huggingface
+    import llama_index.llms.openai
+    import llama_index.llms.openai_like
+    import llama_index.retrievers.bm25
     import llama_index.vector_stores.chroma  # noqa: F401
     import sentence_transformers  # noqa: F401
     import streamlit  # noqa: F401

@@ -20,13 +20,13 @@ if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
 
 
-def _seconds(fn) -> tuple[float, object]:  # noqa: ANN001
+def _seconds(fn) -> tuple[float, object]:
     start = time.perf_counter()
     result = fn()
     return time.perf_counter() - start, result
 
 
-def throughput(corpus: Path, work: Path, embedder: Embedder, base_model: "BaseEmbedding", label: str) -> list[Row]:
+def throughput(corpus: Path, work: Path, embedder: Embedder, base_model: BaseEmbedding, label: str) -> list[Row]:
     """A full build of ``corpus`` in chunks/s, beside raw `SentenceTransformer.encode` of the same texts.
 
     The model is loaded before either clock starts; both embed exactly the chunk texts the index embeds.
@@ -40,12 +40,21 @@ def throughput(corpus: Path, work: Path, embedder: Embedder, base_model: "BaseEm
     n = len(texts)
     return [
         Row("indexing", f"full build, {label} ({n:,} chunks)", build_s, base_s, raw_s, "raw encode", "s"),
-        Row("indexing", f"chunks/s, {label}", n / build_s, base.chunks / base_s, n / raw_s, "raw encode",
-            "chunks/s", ">= 90% of raw", better="higher"),
+        Row(
+            "indexing",
+            f"chunks/s, {label}",
+            n / build_s,
+            base.chunks / base_s,
+            n / raw_s,
+            "raw encode",
+            "chunks/s",
+            ">= 90% of raw",
+            better="higher",
+        ),
     ]
 
 
-def rebuilds(corpus: Path, work: Path, embedder: Embedder, base_model: "BaseEmbedding") -> list[Row]:
+def rebuilds(corpus: Path, work: Path, embedder: Embedder, base_model: BaseEmbedding) -> list[Row]:
     """Unchanged rebuild (in process and as `assistant index`) and a one-file-changed rebuild."""
     corpus_copy = work / "rebuild-corpus"
     shutil.copytree(corpus, corpus_copy)
@@ -72,9 +81,21 @@ def rebuilds(corpus: Path, work: Path, embedder: Embedder, base_model: "BaseEmbe
     changed_s, _ = _seconds(bot.refresh)
     embedded = embedder.texts_embedded - before
     return [
-        Row("indexing", "unchanged rebuild (in process)", unchanged_s, base_full_s, unit="s",
-            target="<= 1 s, 0 embedded"),
-        Row("indexing", "unchanged rebuild (`assistant index`, new process)", cli_s, base_full_s, unit="s",
-            target="<= 1 s"),
+        Row(
+            "indexing",
+            "unchanged rebuild (in process)",
+            unchanged_s,
+            base_full_s,
+            unit="s",
+            target="<= 1 s, 0 embedded",
+        ),
+        Row(
+            "indexing",
+            "unchanged rebuild (`assistant index`, new process)",
+            cli_s,
+            base_full_s,
+            unit="s",
+            target="<= 1 s",
+        ),
         Row("indexing", f"one file changed ({embedded} chunk embedded)", changed_s, base_full_s, unit="s"),
     ]

@@ -43,6 +43,14 @@ def cold(corpus: Path, index: Path, persist: Path, repeats: int = 3) -> list[Row
     eager = median_of("eager-imports")
     return [
         Row("latency", "cold start to first answer", ours, base, floor, "raw MiniLM, new process", "s"),
-        Row("latency", "cold start to first answer", ours, base, eager, "eager import of all deps", "s",
-            target="well under eager"),
+        Row(
+            "latency",
+            "cold start to first answer",
+            ours,
+            base,
+            eager,
+            "eager import of all deps",
+            "s",
+            target="well under eager",
+        ),
     ]

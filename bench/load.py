@@ -24,9 +24,9 @@ import uvicorn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from assistant.api import create_app  # noqa: E402
-from assistant.config import Settings  # noqa: E402
-from assistant.engine import Assistant  # noqa: E402
+from assistant.api import create_app
+from assistant.config import Settings
+from assistant.engine import Assistant
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"
@@ -71,9 +71,16 @@ def run_load(url: str, clients: int, seconds: float, max_requests: int, qs: list
         list(pool.map(client, range(clients)))
     wall = time.perf_counter() - t0
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0]] * 99
-    return {"requests": len(latencies), "errors": len(errors), "rps": len(latencies) / wall,
-            "p50_ms": q[49] * 1000, "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000,
-            "generations": sorted(generations), "error_samples": errors[:3]}
+    return {
+        "requests": len(latencies),
+        "errors": len(errors),
+        "rps": len(latencies) / wall,
+        "p50_ms": q[49] * 1000,
+        "p95_ms": q[94] * 1000,
+        "p99_ms": q[98] * 1000,
+        "generations": sorted(generations),
+        "error_samples": errors[:3],
+    }
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from assistant import Assistant
 from bench.baseline import LlamaIndexDefault
@@ -41,10 +41,15 @@ def run(bot: Assistant, baseline: LlamaIndexDefault, limit: int | None = None) -
 
     mean: Callable[[list[str]], float] = lambda texts: sum(map(len, texts)) / len(texts)  # noqa: E731
     rows += [
-        Row("answers", "answer-text hit", hit_rate([a.text for a in answers]), hit_rate(base_answers),
-            target=">= 0.90", better="higher"),
-        Row("answers", "in-scope refused", sum(not a.answerable for a in answers) / len(qs), 0.0,
-            target="<= 0.03"),
+        Row(
+            "answers",
+            "answer-text hit",
+            hit_rate([a.text for a in answers]),
+            hit_rate(base_answers),
+            target=">= 0.90",
+            better="higher",
+        ),
+        Row("answers", "in-scope refused", sum(not a.answerable for a in answers) / len(qs), 0.0, target="<= 0.03"),
         Row("answers", "off-topic refused", sum(refused_off) / len(off), 0.0, target=">= 0.90", better="higher"),
         Row("answers", "mean answer chars", mean([a.text for a in answers]), mean(base_answers), unit="chars"),
     ]

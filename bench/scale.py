@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench.common import CORPUS, Row, run_child
 from bench.synthetic import corpus_sentences, write_corpus
@@ -41,8 +42,14 @@ def run(
             Row("scale", f"{label}: index on disk", ours["disk_mb"], base["disk_mb"], unit="MiB"),
             Row("scale", f"{label}: peak memory", ours["peak_mb"], base["peak_mb"], unit="MiB"),
             Row("scale", f"{label}: cold start", ours["cold_start_seconds"], base["cold_start_seconds"], unit="s"),
-            Row("scale", f"{label}: ask p50", ours["ask_p50_ms"], base["ask_p50_ms"], unit="ms",
-                target="<= 60 at 100k" if size >= 100_000 else ""),
+            Row(
+                "scale",
+                f"{label}: ask p50",
+                ours["ask_p50_ms"],
+                base["ask_p50_ms"],
+                unit="ms",
+                target="<= 60 at 100k" if size >= 100_000 else "",
+            ),
         ]
         if save:
             save(rows, series)

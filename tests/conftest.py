@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -18,8 +18,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 
-from assistant import Assistant, Settings  # noqa: E402
-from assistant.embeddings import Embedder  # noqa: E402
+from assistant import Assistant, Settings
+from assistant.embeddings import Embedder
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_CORPUS = ROOT / "corpus"
@@ -41,7 +41,7 @@ def isolated_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def embedder() -> Embedder:
     """The real all-MiniLM-L6-v2 model, loaded once for the whole session."""
     emb = Embedder.from_defaults(Settings())
-    emb.model  # load now, so per-test timings and call counts start clean
+    _ = emb.model  # load now, so per-test timings and call counts start clean
     return emb
 
 

@@ -36,7 +36,10 @@ def test_faq_chunks_hold_one_question_with_its_answer() -> None:
 def test_article_chunks_follow_sections_and_stay_tight() -> None:
     _, chunks = _chunks()["prompt-engineering-vs-fine-tuning-for-llms.md"]
     sections = {c.section for c in chunks}
-    assert "Comparing Prompt Engineering and Fine-Tuning Approaches > Implementation Timeline > Fine-Tuning Timeline" in sections
+    assert (
+        "Comparing Prompt Engineering and Fine-Tuning Approaches > Implementation Timeline > Fine-Tuning Timeline"
+        in sections
+    )
     assert all(len(c.text) <= MAX_CHUNK_CHARS for c in chunks)
     lora = [c for c in chunks if "Low-Rank Adaptation (LoRA)" in c.text]
     assert len(lora) == 1 and lora[0].section.endswith("Hyperparameter Configuration")
@@ -54,4 +57,10 @@ def test_chunk_ids_are_stable_and_unique() -> None:
 
 def test_sentence_spans_split_sentences_and_list_items() -> None:
     text = "One thing. Two things! Three?\n- item a\n- item b"
-    assert [text[s:e] for s, e in sentence_spans(text)] == ["One thing.", "Two things!", "Three?", "- item a", "- item b"]
+    assert [text[s:e] for s, e in sentence_spans(text)] == [
+        "One thing.",
+        "Two things!",
+        "Three?",
+        "- item a",
+        "- item b",
+    ]

@@ -27,7 +27,9 @@ def test_every_command_documents_example_usage(runner: CliRunner) -> None:
 def test_index_twice_embeds_nothing_the_second_time(runner: CliRunner, mini_corpus: Path) -> None:
     first = runner.invoke(cli, ["index"])
     assert first.exit_code == 0, first.output
-    assert "Full rebuild: 2 added, 0 updated, 0 removed, 0 unchanged; 4 chunks embedded (4 in the index)" in first.stdout
+    assert (
+        "Full rebuild: 2 added, 0 updated, 0 removed, 0 unchanged; 4 chunks embedded (4 in the index)" in first.stdout
+    )
 
     second = runner.invoke(cli, ["index"])
 
@@ -90,7 +92,10 @@ def test_ask_prints_the_answer_and_numbered_sources(runner: CliRunner, corpus_di
 
     assert result.exit_code == 0, result.output
     assert "Low-Rank Adaptation (LoRA)" in result.stdout and "[1]" in result.stdout
-    assert "\nSources:\n  [1] Prompt Engineering vs Fine-Tuning for LLMs — prompt-engineering-vs-fine-tuning-for-llms.md" in result.stdout
+    assert (
+        "\nSources:\n  [1] Prompt Engineering vs Fine-Tuning for LLMs — prompt-engineering-vs-fine-tuning-for-llms.md"
+        in result.stdout
+    )
 
 
 def test_ask_json_marks_off_topic_questions_unanswerable(runner: CliRunner, corpus_dir: Path) -> None:

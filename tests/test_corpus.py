@@ -88,14 +88,17 @@ def test_add_file_accepts_markdown_and_refuses_bad_files_without_writing(tmp_pat
     from assistant.corpus import add_file
 
     root = tmp_path / "corpus"
-    doc = add_file(root, "notes.md", "# Evaluation\n\nMeasure both approaches.\n".encode(), 1000)
+    doc = add_file(root, "notes.md", b"# Evaluation\n\nMeasure both approaches.\n", 1000)
     assert doc.source == "notes.md" and doc.title == "Evaluation"
     cases = {
         "slides.pdf": (b"%PDF-1.7 ...", "only .md, .markdown, .txt files can be added"),
-        "image.md": (b"\x89PNG\x00\x00", "looks like a binary file, not text; remove it from the corpus"),
+        "image.md": (
+            b"\x89PNG\x00\x00",
+            "looks like a binary file, not text; nothing was added, fix the file and upload it again",
+        ),
         "latin1.txt": ("caf\xe9".encode("latin-1"), "is not valid UTF-8 (byte 3); re-save it as UTF-8"),
-        "empty.txt": (b"  \n", "is empty; add some text or remove it"),
-        "big.txt": (b"x" * 1001, "file is 1,001 bytes, over the 1,000-byte limit"),
+        "empty.txt": (b"  \n", "is empty; nothing was added"),
+        "big.txt": (b"x" * 1001, "file is 1,001 bytes, over the 1,000-byte limit; nothing was added"),
         "notes.md": (b"again", "a file of that name is already in the corpus; rename it and try again"),
     }
     for name, (data, reason) in cases.items():

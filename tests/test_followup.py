@@ -93,3 +93,25 @@ def test_followups_are_answered_about_the_right_subject(
     assert subject in answer.query
     assert answer.answerable
     assert fragment in answer.text
+
+
+@pytest.mark.parametrize(
+    "question", ["What is the capital of France?", "Who won the world cup?", "What is the weather today?"]
+)
+def test_an_off_topic_follow_up_is_refused_although_the_rewrite_adds_the_subject(bot: Assistant, question: str) -> None:
+    history = [user("How long does fine-tuning take?"), assistant(bot.ask("How long does fine-tuning take?").text)]
+
+    answer = bot.ask(question, history=history)
+
+    assert answer.query.endswith("for fine-tuning?")  # the rewrite happened; the refusal must not trust it
+    assert not answer.answerable
+    assert answer.citations == ()
+
+
+def test_a_subjectless_follow_up_is_still_answered(bot: Assistant) -> None:
+    history = [user("How long does fine-tuning take?"), assistant(bot.ask("How long does fine-tuning take?").text)]
+
+    answer = bot.ask("How long does implementation take?", history=history)
+
+    assert answer.query == "How long does implementation take for fine-tuning?"
+    assert answer.answerable and answer.citations

@@ -8,7 +8,8 @@ import json
 import random
 import re
 import threading
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -328,7 +329,7 @@ def fake_llm_server() -> Iterator[http.server.HTTPServer]:
     server.server_close()
 
 
-def _llm(server: http.server.HTTPServer) -> "OpenAILike":
+def _llm(server: http.server.HTTPServer) -> OpenAILike:
     from llama_index.llms.openai_like import OpenAILike
 
     host, port = server.server_address[:2]

@@ -52,7 +52,9 @@ def test_unchanged_corpus_embeds_nothing(mini_corpus: Path, settings: Settings, 
     assert report.summary().startswith("Index is up to date: 2 files unchanged, nothing embedded")
 
 
-def test_editing_one_file_embeds_only_its_changed_chunks(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
+def test_editing_one_file_embeds_only_its_changed_chunks(
+    mini_corpus: Path, settings: Settings, embedder: Embedder
+) -> None:
     indexer = _indexer(settings, embedder)
     indexer.build()
     old_ids = _ids_in_store(indexer)
@@ -66,7 +68,9 @@ def test_editing_one_file_embeds_only_its_changed_chunks(mini_corpus: Path, sett
     assert (report.added, report.updated, report.removed, report.unchanged) == (0, 1, 0, 1)
     assert report.chunks_embedded == len(new_ids - old_ids) == 1  # only the new paragraph
     assert embedder.texts_embedded - texts == 1
-    assert Assistant.open(settings, embedder=embedder).retrieve("step by step reasoning", k=1)[0].source == "prompts.txt"
+    assert (
+        Assistant.open(settings, embedder=embedder).retrieve("step by step reasoning", k=1)[0].source == "prompts.txt"
+    )
 
 
 def test_deleting_a_file_removes_its_chunks(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
@@ -104,7 +108,9 @@ class _FailingEmbedder(Embedder):
         return super().embed_documents(texts, progress)
 
 
-def test_a_build_that_fails_midway_keeps_the_old_index(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
+def test_a_build_that_fails_midway_keeps_the_old_index(
+    mini_corpus: Path, settings: Settings, embedder: Embedder
+) -> None:
     Assistant.open(settings, embedder=embedder)
     generation = Store.from_settings(settings).read_manifest().generation  # type: ignore[union-attr]
     (mini_corpus / "new.md").write_text("# New\n\nFirst new paragraph.\n\nSecond new paragraph.\n")
@@ -150,7 +156,9 @@ def test_a_killed_build_keeps_the_old_index(mini_corpus: Path, settings: Setting
     assert report.added == 1 and bot.retriever.manifest.generation == 2
 
 
-def test_two_builds_at_once_leave_one_consistent_index(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
+def test_two_builds_at_once_leave_one_consistent_index(
+    mini_corpus: Path, settings: Settings, embedder: Embedder
+) -> None:
     _indexer(settings, embedder).build()
     (mini_corpus / "extra.md").write_text("# Extra\n\nTemperature controls randomness in sampling.\n")
     reports, errors = [], []
@@ -194,7 +202,9 @@ def test_damaged_manifest_is_rebuilt_from_the_corpus(mini_corpus: Path, settings
     assert bot.retrieve("What is LoRA?", k=1)[0].source == "lora.md"
 
 
-def test_damaged_chroma_store_is_moved_aside_and_rebuilt(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
+def test_damaged_chroma_store_is_moved_aside_and_rebuilt(
+    mini_corpus: Path, settings: Settings, embedder: Embedder
+) -> None:
     # Built by another process, as in real use: Chroma caches one open store per path and process.
     subprocess.run([sys.executable, "-m", "assistant.cli", "index"], check=True, capture_output=True, timeout=300)
     chroma = settings.index_dir / "chroma"

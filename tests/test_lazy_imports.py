@@ -12,14 +12,15 @@ from assistant import Assistant
 
 HEAVY = ("torch", "sentence_transformers", "chromadb", "llama_index.core")
 
-PROBE = """
+PROBE = f"""
 import json, sys
+HEAVY = {HEAVY!r}
 from click.testing import CliRunner
 from assistant.cli import cli
 result = CliRunner().invoke(cli, sys.argv[1:])
-print(json.dumps({"exit": result.exit_code, "output": result.output,
-                  "loaded": [m for m in %r if m in sys.modules]}))
-""" % (HEAVY,)
+print(json.dumps({{"exit": result.exit_code, "output": result.output,
+                  "loaded": [m for m in HEAVY if m in sys.modules]}}))
+"""
 
 
 def _run(*args: str) -> dict:
