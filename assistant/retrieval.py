@@ -12,6 +12,8 @@ from .errors import IndexCorruptError, StoreError
 from .store import Manifest, Store
 
 if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
+    from llama_index.core.retrievers import BaseRetriever
     from llama_index.core.schema import NodeWithScore
 
 logger = logging.getLogger(__name__)
@@ -50,11 +52,9 @@ class HybridRetriever:
     """Retrieves passages from one index generation."""
 
     def __init__(self, embedder: Embedder, store: Store, manifest: Manifest) -> None:
-        from llama_index.core import VectorStoreIndex
         from llama_index.core.llms import MockLLM
         from llama_index.core.retrievers import QueryFusionRetriever
         from llama_index.retrievers.bm25 import BM25Retriever
-        from llama_index.vector_stores.chroma import ChromaVectorStore
 
         self.embedder = embedder
         self.manifest = manifest
@@ -66,10 +66,7 @@ class HybridRetriever:
                 f"The keyword index for generation {manifest.generation} is missing or damaged ({exc}). "
                 "Run `assistant index --full` to rebuild it."
             ) from exc
-        self._index = VectorStoreIndex.from_vector_store(
-            ChromaVectorStore(chroma_collection=self._collection), embed_model=embedder.model
-        )
-        self._dense = self._index.as_retriever(similarity_top_k=MIN_CANDIDATES)
+        self._dense = _dense_retriever(self._collection, MIN_CANDIDATES)
         self._fusion = QueryFusionRetriever(
             [self._dense, self._bm25],
             similarity_top_k=MIN_CANDIDATES,
@@ -111,10 +108,13 @@ class HybridRetriever:
                 unique.append(hit)
             if len(unique) == k:
                 break
-        similarities = self._similarities([h.node.node_id for h in unique], embedding)
+        similarities = dict(self._dense.cosines)
+        keyword_only = [h.node.node_id for h in unique if h.node.node_id not in similarities]
+        similarities.update(self._similarities(keyword_only, embedding))
         return [_passage(hit, similarities.get(hit.node.node_id, 0.0)) for hit in unique]
 
     def _similarities(self, ids: Sequence[str], query: Vector) -> dict[str, float]:
+        """Cosine similarities of passages the dense search did not return (keyword-only hits)."""
         if not ids:
             return {}
         import numpy as np
@@ -127,6 +127,37 @@ class HybridRetriever:
             v = np.asarray(vector, dtype=np.float32)
             out[cid] = float(v @ q / (np.linalg.norm(v) or 1.0))
         return out
+
+
+def _dense_retriever(collection: Collection, top_k: int) -> BaseRetriever:
+    """A retriever that queries the Chroma collection with the question's precomputed embedding.
+
+    It goes through LlamaIndex's `ChromaVectorStore` without a `VectorStoreIndex` around it (that
+    would build a default node parser, ~0.5 s at start, and re-wrap every hit), and it keeps the
+    cosine of each hit, so answers need no second trip to the store for similarities.
+    """
+    import math
+
+    from llama_index.core.retrievers import BaseRetriever
+    from llama_index.core.schema import NodeWithScore, QueryBundle
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    class ChromaDenseRetriever(BaseRetriever):
+        def __init__(self) -> None:
+            super().__init__()
+            self.store = ChromaVectorStore(chroma_collection=collection)
+            self.similarity_top_k = top_k
+            self.cosines: dict[str, float] = {}  # of the last query's hits
+
+        def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+            query = VectorStoreQuery(query_embedding=query_bundle.embedding, similarity_top_k=self.similarity_top_k)
+            result = self.store.query(query)
+            # ChromaVectorStore reports exp(-cosine distance); the log gives the cosine back exactly.
+            self.cosines = {n.node_id: 1.0 + math.log(s) for n, s in zip(result.nodes, result.similarities or [])}
+            return [NodeWithScore(node=n, score=self.cosines[n.node_id]) for n in result.nodes]
+
+    return ChromaDenseRetriever()
 
 
 def _passage(hit: NodeWithScore, similarity: float) -> Passage:
