@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 #: Metadata keys that are shown to the embedder and BM25 along with a chunk's text.
 EMBED_METADATA_KEYS = ("title", "section")
+
+#: Chunks embedded per group: each finished group is written to Chroma while the next one embeds.
+WRITE_GROUP = 256
 
 #: Called as progress(done, total) while chunks are embedded.
 Progress = Callable[[int, int], None]
@@ -247,7 +252,6 @@ class Indexer:
         progress: Progress | None,
     ) -> tuple[int, Manifest]:
         from llama_index.core.schema import MetadataMode
-        from llama_index.vector_stores.chroma import ChromaVectorStore
 
         chunks_by_file = {doc.source: chunk_document(doc) for doc in corpus.documents}
         chunks = [c for file_chunks in chunks_by_file.values() for c in file_chunks]
@@ -262,33 +266,30 @@ class Indexer:
         to_embed = [n for n in nodes if n.node_id not in reusable]
         logger.info("Embedding %d of %d chunks (%d reused)", len(to_embed), len(nodes), len(reusable))
 
-        done = 0
         if progress:
             progress(0, len(to_embed))
-
-        def advance(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress:
-                progress(done, len(to_embed))
-
-        vectors = self.embedder.embed_documents(
-            [n.get_content(metadata_mode=MetadataMode.EMBED) for n in to_embed], progress=advance
-        )
-        for node, vector in zip(to_embed, vectors):
-            node.embedding = vector
-        for node in nodes:
-            if node.embedding is None:
-                node.embedding = reusable[node.node_id]
-
-        collection = self.store.create_collection(f"chunks-g{generation}")
+        writer = _ChromaWriter(self.store, f"chunks-g{generation}")
         try:
-            vector_store = ChromaVectorStore(chroma_collection=collection)
-            batch = self.store.max_batch_size  # Chroma refuses larger writes
-            for i in range(0, len(nodes), batch):
-                vector_store.add(nodes[i : i + batch])
-        except Exception as exc:
-            raise StoreError(f"Writing {len(nodes)} chunks to the Chroma store failed: {exc}") from exc
+            for node in nodes:
+                if node.node_id in reusable:
+                    node.embedding = reusable[node.node_id]
+            writer.put([n for n in nodes if n.embedding is not None])
+            # Longest first across the whole build, so every embedding batch pads to similar lengths;
+            # each finished group goes to Chroma while the next one embeds.
+            to_embed.sort(key=lambda n: -len(n.get_content(metadata_mode=MetadataMode.EMBED)))
+            group = max(WRITE_GROUP, self.embedder.batch_size)
+            for start in range(0, len(to_embed), group):
+                part = to_embed[start : start + group]
+                vectors = self.embedder.embed_documents([n.get_content(metadata_mode=MetadataMode.EMBED) for n in part])
+                for node, vector in zip(part, vectors, strict=True):
+                    node.embedding = vector
+                writer.put(part)
+                if progress:
+                    progress(start + len(part), len(to_embed))
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
         self._persist_bm25(nodes, generation)
 
         new_manifest = Manifest(
@@ -343,3 +344,70 @@ class Indexer:
         with contextlib.suppress(Exception):  # the collection may never have been created
             self.store.client.delete_collection(f"chunks-g{generation}")
         shutil.rmtree(self.store.bm25_dir(generation), ignore_errors=True)
+
+
+class _ChromaWriter:
+    """Writes embedded nodes into a new Chroma collection on a background thread.
+
+    sentence-transformers spends most of a batch in torch kernels that release the GIL, so Chroma's
+    writes (HNSW inserts, SQLite) and its first import run beside the embedding instead of after it.
+    Nodes are written in the order they are put, split under Chroma's batch limit.
+    """
+
+    _DONE = None
+
+    def __init__(self, store: Store, name: str) -> None:
+        self.store = store
+        self.name = name
+        self.written = 0
+        self._queue: queue.Queue[list[TextNode] | None] = queue.Queue(maxsize=4)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"chroma-writer-{name}", daemon=True)
+        self._thread.start()
+
+    def put(self, nodes: list[TextNode]) -> None:
+        """Queue nodes (with their embeddings) for writing; raises if an earlier write failed."""
+        self._raise_if_failed()
+        if nodes:
+            self._queue.put(nodes)
+
+    def close(self) -> None:
+        """Wait until every queued node is written.
+
+        Raises:
+            StoreError: A write failed.
+        """
+        self._queue.put(self._DONE)
+        self._thread.join()
+        self._raise_if_failed()
+
+    def abort(self) -> None:
+        """Stop after the write in progress; the caller discards the collection."""
+        with contextlib.suppress(queue.Empty):
+            while True:  # drop what is still queued, so the writer reaches the end marker soon
+                self._queue.get_nowait()
+        self._queue.put(self._DONE)
+        self._thread.join()
+
+    def _raise_if_failed(self) -> None:
+        if isinstance(self._error, AssistantError):
+            raise self._error
+        if self._error is not None:
+            raise StoreError(
+                f"Writing chunks to the Chroma store failed after {self.written}: {self._error}"
+            ) from self._error
+
+    def _run(self) -> None:
+        try:
+            from llama_index.vector_stores.chroma import ChromaVectorStore
+
+            vector_store = ChromaVectorStore(chroma_collection=self.store.create_collection(self.name))
+            limit = self.store.max_batch_size  # Chroma refuses larger writes
+            while (nodes := self._queue.get()) is not self._DONE:
+                for i in range(0, len(nodes), limit):
+                    vector_store.add(nodes[i : i + limit])
+                    self.written += len(nodes[i : i + limit])
+        except BaseException as exc:  # handed to the building thread, which raises it
+            self._error = exc
+            while self._queue.get() is not self._DONE:  # keep the builder from blocking on a full queue
+                pass

@@ -13,6 +13,7 @@ import pytest
 
 from assistant import Assistant, Settings
 from assistant.embeddings import Embedder
+from assistant.errors import StoreError
 from assistant.ingest import Indexer
 from assistant.retrieval import HybridRetriever
 from assistant.store import Store
@@ -255,3 +256,26 @@ def test_writes_larger_than_chromas_batch_limit_are_split(
     manifest = store.read_manifest()
     assert manifest is not None and report.chunks_total == manifest.chunks > 2
     assert store.collection(manifest.collection).count() == manifest.chunks
+
+
+def test_a_chroma_write_that_fails_keeps_the_old_index(
+    mini_corpus: Path, settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chromadb.api.models.Collection import Collection
+
+    Assistant.open(settings, embedder=embedder)
+    generation = Store.from_settings(settings).read_manifest().generation  # type: ignore[union-attr]
+    (mini_corpus / "new.md").write_text("# New\n\nA paragraph about evaluation sets.\n")
+
+    def full_disk(self: Collection, *args: object, **kwargs: object) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Collection, "add", full_disk)
+    with pytest.raises(StoreError, match="Writing chunks to the Chroma store failed after 0: No space left on device"):
+        Indexer(settings, embedder, Store.from_settings(settings)).build()
+    monkeypatch.undo()
+
+    store = Store.from_settings(settings)
+    assert store.read_manifest().generation == generation  # type: ignore[union-attr]
+    assert f"chunks-g{generation + 1}" not in [c.name for c in store.client.list_collections()]
+    assert Indexer(settings, embedder, store).build().chunks_embedded == 1  # the next build completes
