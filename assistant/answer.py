@@ -215,7 +215,7 @@ class SentenceCache:
         """Unit-length embeddings of ``texts``, one row each."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
         if missing:
-            fresh = np.asarray(self.embedder.embed_documents(missing), dtype=np.float32)
+            fresh = np.asarray(self.embedder.embed_texts(missing), dtype=np.float32)
             fresh /= np.linalg.norm(fresh, axis=1, keepdims=True).clip(min=1e-12)
             with self._lock:
                 if len(self._vectors) + len(missing) <= self.max_entries:

@@ -1,4 +1,9 @@
-"""The embedding model: sentence-transformers all-MiniLM-L6-v2 through LlamaIndex, loaded offline."""
+"""The embedding model: sentence-transformers all-MiniLM-L6-v2 through LlamaIndex, loaded offline.
+
+Index builds embed the corpus with the torch model. Questions and answer sentences are embedded
+with the model's ONNX export (`assistant.onnx_encoder`) once the index has one, so answering
+never imports torch.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import EmbeddingModelError
@@ -14,6 +20,7 @@ if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
 
     from .config import Settings
+    from .onnx_encoder import OnnxEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +31,9 @@ class Embedder:
     """Turns text into vectors; wraps any LlamaIndex embedding model, loaded on first use.
 
     The model is loaded lazily so that commands which embed nothing (``--help``, a rebuild of an
-    unchanged corpus) never import torch. ``calls`` and ``texts_embedded`` count the work done,
-    which the tests and the benchmark read.
+    unchanged corpus) never import torch, and once `use_compiled` has found an ONNX export of the
+    same weights, questions and short texts go through it instead, so answering never does either.
+    ``calls`` and ``texts_embedded`` count the work done, which the tests and the benchmark read.
     """
 
     def __init__(
@@ -33,11 +41,14 @@ class Embedder:
         name: str,
         factory: Callable[[], BaseEmbedding],
         batch_size: int = 64,
+        source_dir: Path | None = None,
     ) -> None:
         self.name = name
         self.batch_size = batch_size
+        self.source_dir = source_dir  # the model's folder, when it can be exported to ONNX
         self._factory = factory
         self._model: BaseEmbedding | None = None
+        self._compiled: OnnxEncoder | None = None
         self._lock = threading.Lock()
         self.calls = 0
         self.texts_embedded = 0
@@ -69,7 +80,7 @@ class Embedder:
                     "sentence-transformers folder."
                 ) from exc
 
-        return cls(settings.embed_model, load, batch_size=settings.embed_batch_size)
+        return cls(settings.embed_model, load, batch_size=settings.embed_batch_size, source_dir=Path(path))
 
     @property
     def model(self) -> BaseEmbedding:
@@ -86,11 +97,70 @@ class Embedder:
         """Whether the model has been loaded yet."""
         return self._model is not None
 
+    @property
+    def compiled(self) -> OnnxEncoder | None:
+        """The ONNX export in use for questions and short texts, if any."""
+        return self._compiled
+
+    def compile_to(self, folder: Path) -> bool:
+        """Make sure ``folder`` holds an ONNX export of this model, writing one if not.
+
+        An export this embedder already uses is copied; otherwise the model is exported, which
+        imports torch.
+
+        Returns:
+            True when an export was written; False when it was current already, or this model
+            has no local folder to export from.
+
+        Raises:
+            EmbeddingModelError: The export failed.
+        """
+        from .onnx_encoder import copy_export, export, is_current
+
+        if self.source_dir is None or is_current(folder, self.source_dir):
+            return False
+        if self._compiled is not None and is_current(self._compiled.folder, self.source_dir):
+            copy_export(self._compiled.folder, folder)
+        else:
+            export(self.source_dir, folder)
+        return True
+
+    def use_compiled(self, folder: Path) -> bool:
+        """Embed questions and short texts with the export in ``folder`` from now on, if it is current.
+
+        Returns:
+            Whether an export is in use; when not (missing, stale, unreadable), the torch model is.
+        """
+        from .onnx_encoder import OnnxEncoder, is_current
+
+        if self.source_dir is None or not is_current(folder, self.source_dir):
+            return False
+        if self._compiled is not None and is_current(self._compiled.folder, self.source_dir):
+            return True  # the same weights, already loaded
+        try:
+            self._compiled = OnnxEncoder(folder)
+        except Exception as exc:  # a damaged export: answer with the torch model instead
+            logger.warning("Cannot use the ONNX export in %s (%s); using the torch model", folder, exc)
+            return False
+        return True
+
     def embed_query(self, text: str) -> Vector:
         """Embed one question."""
         self.calls += 1
         self.texts_embedded += 1
+        if self._compiled is not None:
+            return self._compiled.encode([text])[0].tolist()
         return self.model.get_query_embedding(text)
+
+    def embed_texts(self, texts: Sequence[str]) -> list[Vector]:
+        """Embed a few short texts (answer sentences, say) in one call, the way `embed_query` does."""
+        if not texts:
+            return []
+        self.calls += 1
+        self.texts_embedded += len(texts)
+        if self._compiled is not None:
+            return self._compiled.encode(texts, batch_size=self.batch_size).tolist()
+        return self.model.get_text_embedding_batch(list(texts))
 
     def embed_documents(
         self,

@@ -105,6 +105,7 @@ class Assistant:
             self.store.manifest_path.unlink(missing_ok=True)
             report = self.indexer.build(full=True, progress=progress)
             retriever = self._open_retriever()
+        self.embedder.use_compiled(self.store.compiled_model_dir)
         with self._swap:
             self._retriever = retriever
         return report

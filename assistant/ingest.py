@@ -16,7 +16,7 @@ from .chunking import Chunk, chunk_document
 from .config import CHUNKER_VERSION, Settings
 from .corpus import Corpus, load_corpus
 from .embeddings import Embedder, Vector
-from .errors import AssistantError, CorpusError, CorpusFileError, IndexCorruptError, StoreError
+from .errors import AssistantError, CorpusError, CorpusFileError, EmbeddingModelError, IndexCorruptError, StoreError
 from .store import FileEntry, Manifest, Store
 
 if TYPE_CHECKING:
@@ -193,55 +193,68 @@ class Indexer:
             IndexLockedError: Another build kept the index locked for too long.
             StoreError: The Chroma store failed.
         """
-        started = time.perf_counter()
         with self.store.build_lock():
-            corpus = self.load_corpus()
-            if not corpus.documents:
-                raise CorpusError(
-                    f"No readable .md or .txt files in {corpus.root}"
-                    + (f" ({len(corpus.problems)} could not be read)" if corpus.problems else "")
-                    + ". Add some, or point ASSISTANT_CORPUS at your corpus folder."
-                )
-            manifest = self.current_manifest()
-            plan = plan_rebuild(corpus, manifest, self.settings.embed_model, full)
-            if plan.up_to_date and manifest is not None:
-                logger.info("Index is up to date (generation %d)", manifest.generation)
-                return IndexReport(
-                    0,
-                    0,
-                    0,
-                    len(plan.unchanged),
-                    0,
-                    manifest.chunks,
-                    manifest.documents,
-                    False,
-                    manifest.generation,
-                    time.perf_counter() - started,
-                    corpus.problems,
-                )
-            if plan.full:
-                logger.info("Full rebuild: %s", plan.reason)
-            generation = manifest.generation + 1 if manifest else 1
-            try:
-                embedded, new_manifest = self._write_generation(corpus, manifest, plan, generation, progress)
-            except BaseException:
-                self._discard(generation)
-                raise
-            self.store.write_manifest(new_manifest)
-            self.store.collect_garbage(new_manifest)
-            return IndexReport(
-                added=len(plan.added),
-                updated=len(plan.updated),
-                removed=len(plan.removed),
-                unchanged=len(plan.unchanged),
-                chunks_embedded=embedded,
-                chunks_total=new_manifest.chunks,
-                documents=new_manifest.documents,
-                full=plan.full,
-                generation=generation,
-                seconds=time.perf_counter() - started,
-                problems=corpus.problems,
+            report = self._build(full, progress)
+            self._compile_model()
+        return report
+
+    def _build(self, full: bool, progress: Progress | None) -> IndexReport:
+        started = time.perf_counter()
+        corpus = self.load_corpus()
+        if not corpus.documents:
+            raise CorpusError(
+                f"No readable .md or .txt files in {corpus.root}"
+                + (f" ({len(corpus.problems)} could not be read)" if corpus.problems else "")
+                + ". Add some, or point ASSISTANT_CORPUS at your corpus folder."
             )
+        manifest = self.current_manifest()
+        plan = plan_rebuild(corpus, manifest, self.settings.embed_model, full)
+        if plan.up_to_date and manifest is not None:
+            logger.info("Index is up to date (generation %d)", manifest.generation)
+            return IndexReport(
+                0,
+                0,
+                0,
+                len(plan.unchanged),
+                0,
+                manifest.chunks,
+                manifest.documents,
+                False,
+                manifest.generation,
+                time.perf_counter() - started,
+                corpus.problems,
+            )
+        if plan.full:
+            logger.info("Full rebuild: %s", plan.reason)
+        generation = manifest.generation + 1 if manifest else 1
+        try:
+            embedded, new_manifest = self._write_generation(corpus, manifest, plan, generation, progress)
+        except BaseException:
+            self._discard(generation)
+            raise
+        self.store.write_manifest(new_manifest)
+        self.store.collect_garbage(new_manifest)
+        return IndexReport(
+            added=len(plan.added),
+            updated=len(plan.updated),
+            removed=len(plan.removed),
+            unchanged=len(plan.unchanged),
+            chunks_embedded=embedded,
+            chunks_total=new_manifest.chunks,
+            documents=new_manifest.documents,
+            full=plan.full,
+            generation=generation,
+            seconds=time.perf_counter() - started,
+            problems=corpus.problems,
+        )
+
+    def _compile_model(self) -> None:
+        """Export the embedding model to ONNX beside the index, once, so answering never needs torch."""
+        try:
+            if self.embedder.compile_to(self.store.compiled_model_dir):
+                logger.info("Exported the embedding model to %s", self.store.compiled_model_dir)
+        except EmbeddingModelError as exc:  # answers still work, through the torch model
+            logger.warning("%s; questions will be embedded with the torch model", exc)
 
     def _write_generation(
         self,

@@ -101,6 +101,11 @@ class Store:
         """``local`` for the embedded store, else the server URL."""
         return self.chroma_url or "local"
 
+    @property
+    def compiled_model_dir(self) -> Path:
+        """Folder of the embedding model's ONNX export (see `assistant.onnx_encoder`)."""
+        return self.index_dir / "model-onnx"
+
     def bm25_dir(self, generation: int) -> Path:
         """Folder of the persisted BM25 index for a generation."""
         return self.index_dir / f"bm25-g{generation}"

@@ -68,9 +68,11 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1]
 
 
-def dir_bytes(path: Path) -> int:
-    """Bytes of all files under ``path``."""
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+def dir_bytes(path: Path, skip: str | None = None) -> int:
+    """Bytes of all files under ``path``, leaving out the top-level folder named ``skip``."""
+    return sum(
+        f.stat().st_size for f in path.rglob("*") if f.is_file() and not (skip and f.relative_to(path).parts[0] == skip)
+    )
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -26,6 +26,14 @@ def _seconds(fn) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
+def onnx_export(embedder: Embedder, work: Path) -> list[Row]:
+    """The one-time ONNX export of the model, which later builds copy and answers run on."""
+    folder = work / "model-onnx"
+    export_s, _ = _seconds(lambda: embedder.compile_to(folder))
+    embedder.use_compiled(folder)
+    return [Row("indexing", "ONNX export of the model (once; needs torch)", export_s, unit="s")]
+
+
 def throughput(corpus: Path, work: Path, embedder: Embedder, base_model: BaseEmbedding, label: str) -> list[Row]:
     """A full build of ``corpus`` in chunks/s, beside raw `SentenceTransformer.encode` of the same texts.
 

@@ -82,5 +82,7 @@ def built_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) ->
 def bot(tmp_path: Path, built_index: Path, embedder: Embedder) -> Iterator[Assistant]:
     """An assistant over a private copy of the real corpus and its prebuilt index."""
     shutil.copytree(built_index / "corpus", tmp_path / "corpus")
-    shutil.copytree(built_index / "index", tmp_path / "index")
+    # The model's ONNX export is read-only and ~90 MB: linked, not copied.
+    shutil.copytree(built_index / "index", tmp_path / "index", ignore=shutil.ignore_patterns("model-onnx"))
+    shutil.copytree(built_index / "index" / "model-onnx", tmp_path / "index" / "model-onnx", copy_function=os.link)
     yield Assistant.open(Settings.from_env(), embedder=embedder)

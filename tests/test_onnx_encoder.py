@@ -1,0 +1,94 @@
+"""The ONNX export of the embedding model: same vectors as torch, rebuilt when stale, used for answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant import Assistant, Settings
+from assistant.embeddings import Embedder
+from assistant.onnx_encoder import OnnxEncoder, is_current
+
+TEXTS = [
+    "What is LoRA?",
+    "  How long does fine-tuning take?  ",
+    "Prompt engineering costs $5 to $10 — café naïve 日本語",
+    "a",
+    "Fine-tuning adapts a pre-trained model to a task. " * 80,  # far over the 256-token limit
+]
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """One export for the module, made from the real model."""
+    folder = tmp_path_factory.mktemp("onnx") / "model-onnx"
+    fresh = Embedder.from_defaults(Settings())  # nothing attached, so it really exports
+    assert fresh.compile_to(folder)
+    return folder
+
+
+def test_the_export_gives_the_torch_models_vectors(export_dir: Path, embedder: Embedder) -> None:
+    torch_vectors = np.asarray(embedder.model.get_text_embedding_batch(TEXTS), dtype=np.float32)
+    onnx_vectors = OnnxEncoder(export_dir).encode(TEXTS, batch_size=2)  # batches pad differently
+
+    assert onnx_vectors.shape == (len(TEXTS), 384)
+    assert np.abs(onnx_vectors - torch_vectors).max() < 1e-5
+    query = np.asarray(embedder.model.get_query_embedding(TEXTS[0]), dtype=np.float32)
+    assert np.abs(OnnxEncoder(export_dir).encode(TEXTS[:1])[0] - query).max() < 1e-5
+
+
+def test_a_current_export_is_not_redone_and_a_stale_or_partial_one_is(export_dir: Path, tmp_path: Path) -> None:
+    fresh = Embedder.from_defaults(Settings())
+    assert fresh.source_dir is not None
+    assert not fresh.compile_to(export_dir)  # current: nothing to do
+
+    stale = tmp_path / "stale"
+    partial = tmp_path / "partial"
+    for folder in (stale, partial):
+        fresh.use_compiled(export_dir)
+        assert fresh.compile_to(folder)  # copied from the export in use, not re-exported
+        assert is_current(folder, fresh.source_dir)
+    meta = json.loads((stale / "meta.json").read_text())
+    (stale / "meta.json").write_text(json.dumps(meta | {"bytes": meta["bytes"] + 1}))  # other weights
+    (partial / "model.onnx").unlink()  # a crash midway
+
+    leftover = tmp_path / ".partial-crashed"  # what a process killed mid-export leaves behind
+    leftover.mkdir()
+    other = Embedder.from_defaults(Settings())
+    for folder in (stale, partial):
+        assert not is_current(folder, fresh.source_dir)
+        assert not other.use_compiled(folder)
+    assert other.compiled is None
+    assert other.compile_to(partial) and other.use_compiled(partial)
+    assert not leftover.exists()
+
+
+def test_answers_come_from_the_export_without_importing_torch(
+    corpus_dir: Path, settings: Settings, embedder: Embedder
+) -> None:
+    expected = Assistant.open(settings, embedder=embedder).ask("What is LoRA?")
+    assert (settings.index_dir / "model-onnx" / "model.onnx").is_file()
+
+    probe = (
+        "import json, sys\n"
+        "from assistant import Assistant\n"
+        "bot = Assistant.open()\n"
+        "a = bot.ask('What is LoRA?')\n"
+        "print(json.dumps({'text': a.text, 'ids': [p.id for p in a.citations],\n"
+        "                  'loaded': [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=dict(os.environ), check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    assert result["loaded"] == []
+    assert result["ids"] == [p.id for p in expected.citations]
+    assert result["text"] == expected.text
