@@ -49,6 +49,8 @@ def test_quick_benchmark_writes_table_json_and_plot(tmp_path: Path) -> None:
     sections = {row["section"] for row in results["rows"]}
     assert sections == {"retrieval", "answers", "latency", "indexing", "scale"}
     assert all(row["ours"] is not None for row in results["rows"])
-    assert all(row["llamaindex"] is not None for row in results["rows"])  # every figure has its baseline
+    # every figure has its baseline, except the ONNX export, a step the default pipeline does not have
+    without = [row["figure"] for row in results["rows"] if row["llamaindex"] is None]
+    assert without == ["ONNX export of the model (once; needs torch)"]
     assert [p["size"] for p in results["scale"]["ours"]] == [200]
     assert (tmp_path / "scale.png").read_bytes().startswith(b"\x89PNG")
