@@ -98,8 +98,7 @@ def export(source_dir: Path, target: Path) -> None:
         meta = source_fingerprint(source_dir) | {"max_seq_length": max_seq_length(source_dir)}
         (work / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         shutil.rmtree(target, ignore_errors=True)
-        work.chmod(0o755)  # mkdtemp makes it private
-        os.replace(work, target)
+        _install(work, target)
     except Exception as exc:
         raise EmbeddingModelError(f"Exporting the embedding model from {source_dir} to ONNX failed: {exc}") from exc
     finally:
@@ -118,6 +117,13 @@ def _workdir(target: Path) -> Path:
     return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
 
 
+def _install(work: Path, target: Path) -> None:
+    """Put a finished export in place of ``target`` with one rename."""
+    work.chmod(0o755)  # mkdtemp makes it private
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(work, target)
+
+
 def copy_export(source: Path, target: Path) -> None:
     """Copy an export to another index folder (hard links where the file system allows), atomically."""
     work = _workdir(target)
@@ -127,9 +133,7 @@ def copy_export(source: Path, target: Path) -> None:
                 os.link(source / name, work / name)
             except OSError:  # another file system, or no hard links: copy
                 shutil.copy2(source / name, work / name)
-        work.chmod(0o755)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(work, target)
+        _install(work, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
