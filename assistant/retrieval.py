@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -108,7 +109,7 @@ class HybridRetriever:
                 unique.append(hit)
             if len(unique) == k:
                 break
-        similarities = dict(self._dense.cosines)
+        similarities = dict(self._dense.last_cosines())
         keyword_only = [h.node.node_id for h in unique if h.node.node_id not in similarities]
         similarities.update(self._similarities(keyword_only, embedding))
         return [_passage(hit, similarities.get(hit.node.node_id, 0.0)) for hit in unique]
@@ -148,14 +149,21 @@ def _dense_retriever(collection: Collection, top_k: int) -> BaseRetriever:
             super().__init__()
             self.store = ChromaVectorStore(chroma_collection=collection)
             self.similarity_top_k = top_k
-            self.cosines: dict[str, float] = {}  # of the last query's hits
+            # Per thread: the API answers on several threads with one retriever, and the fusion
+            # retriever calls this one synchronously in the asking thread.
+            self._local = threading.local()
+
+        def last_cosines(self) -> dict[str, float]:
+            """Cosine of each hit of this thread's last query."""
+            return getattr(self._local, "cosines", {})
 
         def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
             query = VectorStoreQuery(query_embedding=query_bundle.embedding, similarity_top_k=self.similarity_top_k)
             result = self.store.query(query)
             # ChromaVectorStore reports exp(-cosine distance); the log gives the cosine back exactly.
-            self.cosines = {n.node_id: 1.0 + math.log(s) for n, s in zip(result.nodes, result.similarities or [])}
-            return [NodeWithScore(node=n, score=self.cosines[n.node_id]) for n in result.nodes]
+            cosines = {n.node_id: 1.0 + math.log(s) for n, s in zip(result.nodes, result.similarities or [])}
+            self._local.cosines = cosines
+            return [NodeWithScore(node=n, score=cosines[n.node_id]) for n in result.nodes]
 
     return ChromaDenseRetriever()
 

@@ -279,3 +279,19 @@ def test_a_chroma_write_that_fails_keeps_the_old_index(
     assert store.read_manifest().generation == generation  # type: ignore[union-attr]
     assert f"chunks-g{generation + 1}" not in [c.name for c in store.client.list_collections()]
     assert Indexer(settings, embedder, store).build().chunks_embedded == 1  # the next build completes
+
+
+def test_threads_retrieving_at_once_each_get_their_own_similarities(bot: Assistant) -> None:
+    questions = ["What is LoRA?", "How much data does fine-tuning need?", "What is prompt engineering?"] * 4
+    expected = {q: [(p.id, p.similarity) for p in bot.retrieve(q, 5)] for q in set(questions)}
+    results: dict[int, list[tuple[str, float]]] = {}
+
+    def run(i: int, question: str) -> None:
+        results[i] = [(p.id, p.similarity) for p in bot.retrieve(question, 5)]
+
+    threads = [threading.Thread(target=run, args=(i, q)) for i, q in enumerate(questions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(results[i] == expected[q] for i, q in enumerate(questions))
