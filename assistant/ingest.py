@@ -289,11 +289,12 @@ class Indexer:
             writer.put([n for n in nodes if n.embedding is not None])
             # Longest first across the whole build, so every embedding batch pads to similar lengths;
             # each finished group goes to Chroma while the next one embeds.
-            to_embed.sort(key=lambda n: -len(n.get_content(metadata_mode=MetadataMode.EMBED)))
+            texts = {n.node_id: n.get_content(metadata_mode=MetadataMode.EMBED) for n in to_embed}
+            to_embed.sort(key=lambda n: -len(texts[n.node_id]))
             group = max(WRITE_GROUP, self.embedder.batch_size)
             for start in range(0, len(to_embed), group):
                 part = to_embed[start : start + group]
-                vectors = self.embedder.embed_documents([n.get_content(metadata_mode=MetadataMode.EMBED) for n in part])
+                vectors = self.embedder.embed_documents([texts[n.node_id] for n in part])
                 for node, vector in zip(part, vectors, strict=True):
                     node.embedding = vector
                 writer.put(part)
