@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .config import Settings
 from .embeddings import Embedder
@@ -14,6 +14,7 @@ from .errors import IndexCorruptError, InvalidQuestionError, StoreError
 from .ingest import Indexer, IndexReport, Progress
 from .retrieval import HybridRetriever, Passage
 from .store import Store
+from .validation import validate_question
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -192,17 +193,3 @@ class Assistant:
         from .guide import GuideSession
 
         return GuideSession.from_assistant(self)
-
-
-def validate_question(question: Any, max_chars: int) -> str:
-    """Return the question stripped, or raise `InvalidQuestionError` saying what is wrong."""
-    if not isinstance(question, str):
-        raise InvalidQuestionError(f"The question must be text, not {type(question).__name__}.")
-    question = question.strip()
-    if not question:
-        raise InvalidQuestionError("The question is empty. Ask something, for example: What is LoRA?")
-    if len(question) > max_chars:
-        raise InvalidQuestionError(
-            f"The question is {len(question):,} characters long; the limit is {max_chars:,}. Shorten it."
-        )
-    return question

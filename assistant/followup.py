@@ -15,18 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 
-from .errors import InvalidQuestionError
-
-Message = dict[str, str]
-
-#: At most this many history entries are accepted; older turns add nothing to a rewrite.
-MAX_HISTORY_MESSAGES = 100
-#: At most this many characters per history entry (assistant answers included).
-MAX_HISTORY_CHARS = 20_000
-
-ROLES = ("user", "assistant")
+from .validation import Message
 
 #: The subjects the corpus talks about, as (canonical name, pattern), most specific first.
 SUBJECTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
@@ -57,45 +47,6 @@ _QUESTION_WORD = re.compile(
 )
 
 
-def validate_history(history: Any) -> list[Message]:
-    """Return the history as a clean list of messages, or raise saying what is wrong.
-
-    Args:
-        history: ``None`` or a list of ``{"role": "user" | "assistant", "content": str}``, oldest first.
-
-    Returns:
-        The messages, with only ``role`` and ``content`` kept.
-
-    Raises:
-        InvalidQuestionError: The history is not a list, is too long, or has a malformed entry.
-    """
-    if history is None:
-        return []
-    if not isinstance(history, (list, tuple)):
-        raise InvalidQuestionError(f"history must be a list of messages, not {type(history).__name__}.")
-    if len(history) > MAX_HISTORY_MESSAGES:
-        raise InvalidQuestionError(
-            f"history has {len(history)} messages; the limit is {MAX_HISTORY_MESSAGES}. Send only the recent turns."
-        )
-    clean: list[Message] = []
-    for i, entry in enumerate(history):
-        if not isinstance(entry, dict):
-            raise InvalidQuestionError(
-                f"history[{i}] must be an object with 'role' and 'content', not {type(entry).__name__}."
-            )
-        role, content = entry.get("role"), entry.get("content")
-        if role not in ROLES:
-            raise InvalidQuestionError(f"history[{i}].role must be 'user' or 'assistant', not {role!r}.")
-        if not isinstance(content, str):
-            raise InvalidQuestionError(f"history[{i}].content must be text, not {type(content).__name__}.")
-        if len(content) > MAX_HISTORY_CHARS:
-            raise InvalidQuestionError(
-                f"history[{i}].content is {len(content):,} characters long; the limit is {MAX_HISTORY_CHARS:,}."
-            )
-        clean.append({"role": role, "content": content})
-    return clean
-
-
 def subjects_in(text: str) -> list[str]:
     """The corpus subjects a text names, in the order of `SUBJECTS`."""
     found = []
@@ -112,7 +63,7 @@ def rewrite_followup(question: str, history: Sequence[Message]) -> str:
 
     Args:
         question: The new question, already validated.
-        history: Earlier messages, oldest first (see `validate_history`).
+        history: Earlier messages, oldest first (see `assistant.validation.validate_history`).
 
     Returns:
         The standalone question; ``question`` unchanged when it needs no rewrite.

@@ -49,9 +49,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from .engine import validate_question
 from .errors import InvalidQuestionError
 from .situation import FACTORS, UNKNOWN, VALUES, Fact, SituationExtractor, is_no, is_yes
+from .validation import validate_question
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM

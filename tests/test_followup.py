@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from assistant import Assistant, InvalidQuestionError
-from assistant.followup import MAX_HISTORY_MESSAGES, rewrite_followup, validate_history
+from assistant.followup import rewrite_followup
+from assistant.validation import MAX_HISTORY_CHARS, MAX_HISTORY_MESSAGES, validate_history
 
 
 def user(text: str) -> dict[str, str]:
@@ -61,9 +62,20 @@ def test_validate_history_keeps_role_and_content_only() -> None:
     assert validate_history(None) == []
 
 
-def test_validate_history_rejects_too_many_messages() -> None:
-    with pytest.raises(InvalidQuestionError, match="limit"):
-        validate_history([user("hi")] * (MAX_HISTORY_MESSAGES + 1))
+def test_validate_history_keeps_the_most_recent_turns_within_the_limits() -> None:
+    turns = [user(f"question {i}") for i in range(MAX_HISTORY_MESSAGES + 51)]
+    kept = validate_history(turns)
+    assert len(kept) == MAX_HISTORY_MESSAGES
+    assert kept[-1] == user(f"question {MAX_HISTORY_MESSAGES + 50}")
+    long_answer = [{"role": "assistant", "content": "x" * (MAX_HISTORY_CHARS + 5)}]
+    assert len(validate_history(long_answer)[0]["content"]) == MAX_HISTORY_CHARS
+
+
+def test_validate_history_still_refuses_malformed_entries() -> None:
+    with pytest.raises(InvalidQuestionError, match="role"):
+        validate_history([{"role": "system", "content": "hi"}])
+    with pytest.raises(InvalidQuestionError, match="text"):
+        validate_history([{"role": "user", "content": 3}])
 
 
 @pytest.mark.parametrize(
