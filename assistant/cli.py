@@ -69,11 +69,11 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
-@click.version_option(package_name="assistant")
+@click.version_option(package_name="askdocs-cited")
 @click.option("--corpus", type=click.Path(path_type=Path), help="Corpus folder [env: ASSISTANT_CORPUS].")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder [env: ASSISTANT_INDEX].")
 @click.option("--chroma-url", help="Use a Chroma server instead of the local store [env: ASSISTANT_CHROMA_URL].")
-@click.option("--llm", help="openai:<model>, openai-compatible:<url>:<model> or ollama:<model> [env: ASSISTANT_LLM].")
+@click.option("--llm", help="openai:<model>, openai-compatible:<url>:<model>, ollama:<model> or local:<path.gguf> [env: ASSISTANT_LLM].")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 @click.pass_context
 def cli(
