@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import Settings
@@ -63,11 +64,15 @@ class Assistant:
         store: Store | None = None,
         llm: LLM | None = None,
         progress: Progress | None = None,
+        corpus_dir: str | Path | None = None,
+        index_dir: str | Path | None = None,
     ) -> Assistant:
         """Open the index, building or refreshing it first when it is missing or stale.
 
         Args:
             settings: Configuration; read from ``ASSISTANT_*`` variables when omitted.
+            corpus_dir: Shortcut: the folder of documents to answer from (wins over ``settings``).
+            index_dir: Shortcut: where the index is kept; by default a folder derived from the corpus.
             embedder: The embedding model; all-MiniLM-L6-v2 when omitted.
             store: The index store; the configured local folder or Chroma server when omitted.
             llm: Any LlamaIndex LLM to write answers; ``ASSISTANT_LLM`` or the extractive composer when omitted.
@@ -76,7 +81,13 @@ class Assistant:
         Returns:
             A ready assistant.
         """
-        settings = settings or Settings.from_env()
+        if settings is None:
+            settings = Settings.from_env(corpus_dir=corpus_dir, index_dir=index_dir)
+        elif corpus_dir is not None or index_dir is not None:
+            changes = {"corpus_dir": Path(corpus_dir).expanduser()} if corpus_dir is not None else {}
+            if index_dir is not None:
+                changes["index_dir"] = Path(index_dir).expanduser()
+            settings = settings.replace(**changes)
         bot = cls(
             settings,
             embedder or Embedder.from_defaults(settings),
