@@ -1,10 +1,19 @@
 """Guided mode: a few questions about your situation, then a cited recommendation.
 
+The domain (factors, weights, questions, the corpus claims behind each reason) is data, in
+``assistant/advisor.yaml``; this module is the dialog and the arithmetic over it.
+
 The first reply describes the situation in the user's own words; `assistant.situation` reads facts
-from it. The session then asks, one at a time, only about factors it does not know yet and that
-could still change the outcome, and recommends once nothing left could change it (or after
-`MAX_QUESTIONS`). At least one question is always asked: when the opening already says everything,
-that question is a confirmation of what was understood.
+from it, each with the words it came from (shown back as "you said: …"). A fact read by a rule
+counts at once; one read by similarity to an example sentence (or by an LLM) is *tentative* and
+counts only after the user confirms it. The session then asks, one at a time, only about factors
+it does not know yet and that could still change the outcome, and recommends once nothing left
+could change it (or after `MAX_QUESTIONS`). At least one question is always asked: when the opening
+already says everything, that question is a confirmation of what was understood.
+
+A reply the session cannot read is never guessed: the question comes again with what it accepts
+(an option's number, the user's own words, or "not sure"); "what do you mean?" and "why?" explain
+the question. Quick replies can be given by their number.
 
 The decision is a transparent score. Each known fact adds ``weight × direction`` points, where the
 direction runs from -1 (towards prompt engineering) to +1 (towards fine-tuning):
@@ -22,22 +31,32 @@ expertise  1.5     yes (ML team) +1, no -1
 knowledge  1.5     needed (the base model lacks it) +1, not_needed -1
 =========  ======  =============================================================================
 
-Decision, with ``T = DECISION_THRESHOLD`` (1.5):
+Decision, with ``T = DECISION_THRESHOLD`` (1.5) and the total weight 14:
 
 1. No labelled data: prompt engineering (fine-tuning trains on task-specific data).
-2. A core task plus varied side tasks: hybrid, unless the score is at or below ``-T``.
-3. Score ``>= T``: fine-tuning; hybrid instead when the tasks are varied or the deadline urgent
+2. Most of the situation unknown (the known facts carry less than ``MIN_KNOWN_SHARE``, half, of
+   the total weight): prompt engineering first, the lighter and reversible path, then revisit;
+   the recommendation lists the answers that would change it.
+3. A core task plus varied side tasks: hybrid, unless the score is at or below ``-T``.
+4. Score ``>= T``: fine-tuning; hybrid instead when the tasks are varied or the deadline urgent
    (fine-tune the core task, prompts for the rest or in the meantime).
-4. Otherwise: prompt engineering, the lighter and quicker path to start from.
+5. Otherwise: prompt engineering, the lighter and quicker path to start from.
 
-Confidence is ``0.2 + 0.75 × agreement × (0.4 + 0.6 × coverage)``, at most 0.95: *coverage* is the
-share of the total weight whose factor the user answered, *agreement* the share of the points (in
-absolute value; a core task with side tasks counts its whole weight, for hybrid) that point the chosen
-way, 0.5 when no fact points anywhere. "Not sure" lowers coverage; it never blocks a recommendation.
-Facts that point the other way become caveats, each still citing its passage.
+**Confidence** is the share of the decision's total weight that does not argue against the
+recommendation or leave it open::
 
-Every reason cites the corpus: per claim (`CLAIMS`) a query is retrieved once per session and the
-first passage that matches the claim's pattern is cited, verbatim, with its offsets.
+    confidence = (14 - weight of facts pointing the other way - weight of open factors) / 14
+
+where the open factors (not asked, or answered "not sure") count only if some answer to them could
+still change the recommendation. So 100% means: every fact you gave points this way or neither
+way, and no answer to the remaining questions could change it (no labelled data and a demo next
+week is 100%: nothing else can make fine-tuning possible). A fact pointing the other way lowers
+it by its weight (an ML team under a no-data recommendation: 1.5/14, to 89%); "not sure" to
+everything gives 0%: the recommendation is only the safe default. Facts that point the other way
+become caveats, each still citing its passage.
+
+Every reason cites the corpus: per claim a query is retrieved once per session and the first
+passage that matches the claim's pattern is cited, verbatim, with its offsets.
 """
 
 from __future__ import annotations
@@ -46,9 +65,11 @@ import itertools
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from .advisor import Claim, Question
+from .advisor import load as load_advisor
 from .errors import InvalidQuestionError
 from .situation import FACTORS, UNKNOWN, VALUES, Fact, SituationExtractor, is_no, is_yes
 from .validation import validate_question
@@ -61,210 +82,60 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+ADVISOR = load_advisor()
+
 PROMPT_ENGINEERING = "prompt_engineering"
 FINE_TUNING = "fine_tuning"
 HYBRID = "hybrid"
 
-MAX_QUESTIONS = 7
-DECISION_THRESHOLD = 1.5
+MAX_QUESTIONS = ADVISOR.max_questions
+DECISION_THRESHOLD = ADVISOR.decision_threshold
+MIN_KNOWN_SHARE = ADVISOR.min_known_share
 
-WEIGHTS: dict[str, float] = {
-    "data": 3.0,
-    "accuracy": 2.0,
-    "tasks": 2.0,
-    "timeline": 2.0,
-    "compute": 2.0,
-    "expertise": 1.5,
-    "knowledge": 1.5,
-}
+WEIGHTS: dict[str, float] = ADVISOR.weights
+TOTAL_WEIGHT = sum(WEIGHTS.values())
 DIRECTIONS: dict[str, dict[str, float]] = {
-    "data": {"none": -1.0, "few": -0.5, "some": 0.0, "moderate": 0.5, "plenty": 1.0},
-    "accuracy": {"high": 1.0, "flexible": -1.0},
-    "tasks": {"focused": 1.0, "varied": -1.0, "mixed": 0.0},
-    "timeline": {"urgent": -1.0, "weeks": 0.0, "months": 0.5},
-    "compute": {"none": -1.0, "limited": -0.5, "available": 1.0},
-    "expertise": {"yes": 1.0, "no": -1.0},
-    "knowledge": {"needed": 1.0, "not_needed": -1.0},
+    f: {v: spec.direction for v, spec in specs.items()} for f, specs in ADVISOR.values.items()
 }
-
-OPENING = "Describe your situation: the task, the labelled data you have, your team, budget and deadline."
-OPENING_WHY = "One description usually answers most of my questions, so I only ask about what is missing."
-CONFIRM = "confirm"
-
-
-@dataclass(frozen=True)
-class Question:
-    """A follow-up question about one factor, with why it matters and quick replies."""
-
-    factor: str
-    text: str
-    why: str
-    options: tuple[str, ...]
-
-
-QUESTIONS: dict[str, Question] = {
-    q.factor: q
-    for q in (
-        Question(
-            "data",
-            "How many labelled, task-specific examples do you have (inputs with the right outputs)?",
-            "Fine-tuning trains on task-specific labelled data; prompt engineering needs none.",
-            ("None", "A few hundred", "A few thousand", "Tens of thousands", "Not sure"),
-        ),
-        Question(
-            "accuracy",
-            "How accurate and consistent must the output be?",
-            "Fine-tuning gives more consistent accuracy on a specialised task; prompt output varies more.",
-            ("Must be highly accurate and consistent", "Some variation is fine", "Not sure"),
-        ),
-        Question(
-            "tasks",
-            "Is this one stable task, many tasks that change often, or a core task plus changing side tasks?",
-            "Fine-tuned models excel at a set task but need retraining for new ones; prompts adapt quickly.",
-            ("One stable task", "Many tasks that change often", "One core task plus changing side tasks", "Not sure"),
-        ),
-        Question(
-            "timeline",
-            "When does this need to be working?",
-            "Fine-tuning takes weeks or months; prompts can change within hours or days.",
-            ("Within days", "In a few weeks", "In a few months or more", "Not sure"),
-        ),
-        Question(
-            "compute",
-            "Do you have GPUs or a budget for training runs?",
-            "Fine-tuning needs significant computing power; prompt engineering needs very little.",
-            ("No GPUs or budget", "A small budget", "Yes, GPUs or cloud budget", "Not sure"),
-        ),
-        Question(
-            "expertise",
-            "Does your team have machine-learning expertise (people who have trained models)?",
-            "Fine-tuning needs technical expertise in model training; prompts need writing and domain skills.",
-            ("Yes, we have an ML team", "No ML expertise", "Not sure"),
-        ),
-        Question(
-            "knowledge",
-            "Does the task need knowledge or skills the base model lacks (your jargon, a niche domain, a new format)?",
-            "Prompts can only use what the model already knows; fine-tuning can add domain knowledge.",
-            ("Yes, specialised knowledge", "No, general knowledge is enough", "Not sure"),
-        ),
-    )
-}
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A statement the corpus makes, found by a query and recognised by a pattern in the passage."""
-
-    query: str
-    support: str  # regex the cited passage must contain
-
-
-#: What each reason rests on; a reason cites the first retrieved passage that matches ``support``.
-CLAIMS: dict[str, Claim] = {
-    "ft_data": Claim(
-        "fine-tuning trains the model on custom datasets of task-specific labelled data",
-        r"custom (?:data|datasets)|task-specific examples|labell?ed data|substantial datasets",
-    ),
-    "pe_no_data": Claim(
-        "prompt engineering advantages no need for specialized training data", r"No need for specialized training data"
-    ),
-    "ft_compute": Claim(
-        "fine-tuning resource requirements computational power datasets",
-        r"computational (?:power|resources)|computing (?:resources|infrastructure)",
-    ),
-    "pe_compute": Claim(
-        "prompt engineering requires minimal computational resources",
-        r"[Mm]inimal (?:computational|technical|resource)",
-    ),
-    "ft_timeline": Claim("fine-tuning implementation timeline weeks or months", r"weeks or months"),
-    "pe_timeline": Claim("prompt engineering timeline rapid deployment within hours or days", r"hours or days"),
-    "ft_accuracy": Claim(
-        "fine-tuning higher accuracy consistent performance specialized tasks",
-        r"higher accuracy|consistent, highly accurate",
-    ),
-    "pe_accuracy": Claim(
-        "prompt engineering accuracy varies accept variations in output quality",
-        r"variations in output quality|accuracy varies",
-    ),
-    "ft_expertise": Claim(
-        "fine-tuning technical expertise for model training", r"expertise for model training|specialized expertise"
-    ),
-    "pe_expertise": Claim(
-        "prompt engineering requires writing and analytical skills basic understanding of LLM",
-        r"writing and analytical skills",
-    ),
-    "ft_focused": Claim(
-        "fine-tuned models excel in specific domains specialized tasks", r"excel in specific domains|specific tasks"
-    ),
-    "pe_flexible": Claim(
-        "prompt engineering flexibility across different use cases quick adjustments retraining for new applications",
-        r"greater flexibility|retraining for new applications|changing requirements",
-    ),
-    "ft_knowledge": Claim(
-        "fine tuning acquire domain-specific knowledge; prompt engineering cannot introduce new capabilities",
-        r"cannot introduce new capabilities|domain-specific knowledge",
-    ),
-    "pe_knowledge": Claim(
-        "prompt engineering leverages the model's existing knowledge", r"existing knowledge|pre-existing knowledge"
-    ),
-    "hybrid": Claim(
-        "combine both approaches: fine-tuning for core mission-critical tasks, prompts for auxiliary functions",
-        r"core, mission-critical tasks|combined to achieve|Hybrid Approaches",
-    ),
-}
-
+QUESTIONS: dict[str, Question] = ADVISOR.questions
+CLAIMS: dict[str, Claim] = ADVISOR.claims
 #: For each (factor, value): the claim behind it, and what it means, joined to the fact with "so".
 CONSEQUENCES: dict[tuple[str, str], tuple[str, str]] = {
-    ("data", "none"): ("pe_no_data", "fine-tuning is out for now, while prompt engineering needs no training data"),
-    ("data", "few"): ("pe_no_data", "that is thin for fine-tuning; prompt engineering needs no training data"),
-    ("data", "some"): ("ft_data", "fine-tuning may be possible, if the set is large and clean enough"),
-    ("data", "moderate"): ("ft_data", "fine-tuning is feasible for a focused task"),
-    ("data", "plenty"): ("ft_data", "fine-tuning is feasible"),
-    ("accuracy", "high"): ("ft_accuracy", "fine-tuning's more consistent accuracy on a specialised task matters"),
-    ("accuracy", "flexible"): ("pe_accuracy", "prompt engineering's more variable output is acceptable"),
-    ("tasks", "focused"): ("ft_focused", "a fine-tuned model can specialise in it"),
-    ("tasks", "varied"): ("pe_flexible", "prompts' flexibility helps, where a fine-tuned model would need retraining"),
-    ("tasks", "mixed"): ("hybrid", "fine-tune the core task and use prompts for the side tasks"),
-    ("timeline", "urgent"): ("pe_timeline", "only prompt engineering, changed within hours or days, fits in time"),
-    ("timeline", "weeks"): ("ft_timeline", "fine-tuning, which takes weeks or months, would be tight"),
-    ("timeline", "months"): ("ft_timeline", "there is time for fine-tuning, which takes weeks or months"),
-    ("compute", "none"): ("pe_compute", "prompt engineering, which needs minimal compute, fits"),
-    ("compute", "limited"): (
-        "pe_compute",
-        "lean towards prompts, which need minimal compute (or LoRA-style fine-tuning)",
-    ),
-    ("compute", "available"): ("ft_compute", "you can meet fine-tuning's demand for computing power"),
-    ("expertise", "yes"): ("ft_expertise", "you have the expertise model training requires"),
-    ("expertise", "no"): (
-        "pe_expertise",
-        "prompt engineering, which needs writing and domain skills rather than ML, fits your team",
-    ),
-    ("knowledge", "needed"): ("ft_knowledge", "prompts alone cannot add it; fine-tuning can"),
-    ("knowledge", "not_needed"): ("pe_knowledge", "prompts can draw on the model's existing knowledge"),
+    (f, v): (spec.claim, spec.so) for f, specs in ADVISOR.values.items() for v, spec in specs.items()
 }
+NEXT_STEPS: dict[str, tuple[str, ...]] = ADVISOR.next_steps
+FOLLOW_UP_QUESTIONS: dict[str, tuple[str, ...]] = ADVISOR.follow_up_questions
 
-NEXT_STEPS: dict[str, tuple[str, ...]] = {
-    PROMPT_ENGINEERING: (
-        "Write a prompt with clear context, a precise task specification and the output format you expect.",
-        "Build a small test set and refine the prompt over several rounds against it.",
-        "Keep a library of prompts that work, with testing protocols, so results stay consistent.",
-    ),
-    FINE_TUNING: (
-        "Clean, format and label a task-specific dataset that covers edge cases; hold some back for evaluation.",
-        "Start with a parameter-efficient method such as LoRA to keep compute down.",
-        "Track accuracy and loss during training and watch for overfitting.",
-    ),
-    HYBRID: (
-        "Ship prompts first for every task, so you learn what users need while data is prepared.",
-        "Fine-tune a model for the core, mission-critical task once its labelled data is ready.",
-        "Keep prompt engineering on top of the fine-tuned model and for side tasks that change often.",
-    ),
-}
+OPENING = ADVISOR.opening
+OPENING_WHY = ADVISOR.opening_why
+CONFIRM = "confirm"
+CORRECT = "correct"
+YES_NO = ("Yes, that's right", "No, let me correct something")
+#: Quotes longer than this are cut (with "…") where they are shown beside a fact.
+QUOTE_CHARS = 90
+
+__all__ = [
+    "CONFIRM", "CORRECT", "FINE_TUNING", "HYBRID", "PROMPT_ENGINEERING", "Claim", "FactorScore",
+    "GuideSession", "Question", "Recommendation", "Step", "decide", "wants_recommendation",
+]  # fmt: skip
+
+
+def wants_recommendation(question: str) -> bool:
+    """Whether a chat question asks which approach to use, so the guided dialog is worth offering."""
+    return bool(ADVISOR.offer_guide.search(question))
+
+
+def said(fact: Fact) -> str:
+    """The user's words behind a fact, quoted and cut to `QUOTE_CHARS`."""
+    quote = " ".join(fact.quote.split())
+    if len(quote) > QUOTE_CHARS:
+        quote = quote[: QUOTE_CHARS - 1].rstrip() + "…"
+    return f"you said: “{quote}”"
 
 
 @dataclass(frozen=True)
 class FactorScore:
-    """How one fact moved the score: ``points = weight × direction``."""
+    """How one fact moved the score: ``points = weight × direction``; ``quote`` is the user's words."""
 
     factor: str
     value: str
@@ -272,6 +143,7 @@ class FactorScore:
     weight: float
     direction: float
     points: float
+    quote: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -283,18 +155,20 @@ class Recommendation:
     """The advice: an approach, how sure, and why, each reason citing a corpus passage by ``[n]``."""
 
     approach: str  # "prompt_engineering", "fine_tuning" or "hybrid"
-    confidence: float  # 0..1
-    reasons: tuple[str, ...]  # short bullets, each ending with [n] markers into ``citations``
+    confidence: float  # 0..1, as defined in the module docstring
+    reasons: tuple[str, ...]  # short bullets with the user's words, each ending with [n] markers
     citations: tuple[Passage, ...]
     next_steps: tuple[str, ...]
     caveats: tuple[str, ...]
     score: float  # sum of the factor points; positive leans to fine-tuning
     factors: tuple[FactorScore, ...]
+    changes: tuple[str, ...] = ()  # answers to the open questions that would change the approach
+    follow_ups: tuple[str, ...] = ()  # questions to ask the documents about this approach
 
     @property
     def label(self) -> str:
         """The approach for people: "prompt engineering", "fine-tuning" or "hybrid"."""
-        return {PROMPT_ENGINEERING: "prompt engineering", FINE_TUNING: "fine-tuning", HYBRID: "hybrid"}[self.approach]
+        return ADVISOR.approaches[self.approach]
 
     def explain(self) -> str:
         """How the recommendation was reached: the points per factor, the rule applied, the reasons."""
@@ -303,9 +177,13 @@ class Recommendation:
         for f in self.factors:
             lines.append(f"- {f.factor}: {f.detail} -> {f.weight:g} x {f.direction:+g} = {f.points:+.1f}")
         lines.append(f"Total {self.score:+.1f}; fine-tuning needs {DECISION_THRESHOLD:+g} or more. {_rule_text(self)}")
+        lines.append(
+            "Confidence is the share of the decision's weight that neither points the other way nor is still open."
+        )
         lines.append("Reasons:")
         lines.extend(f"- {r}" for r in self.reasons)
         lines.extend(f"- Caveat: {c}" for c in self.caveats)
+        lines.extend(f"- What would change it: {c}" for c in self.changes)
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -318,6 +196,8 @@ class Recommendation:
             "citations": [p.to_dict() for p in self.citations],
             "next_steps": list(self.next_steps),
             "caveats": list(self.caveats),
+            "changes": list(self.changes),
+            "follow_ups": list(self.follow_ups),
             "score": self.score,
             "factors": [f.to_dict() for f in self.factors],
         }
@@ -329,13 +209,15 @@ class Step:
 
     question: str | None
     why: str | None  # why the question matters
-    options: tuple[str, ...]  # quick replies for the question
-    factor: str | None  # what the question is about ("confirm" for the confirmation question)
-    asked: int  # questions asked so far, this one included
+    options: tuple[str, ...]  # quick replies for the question; the user may also type their number
+    factor: str | None  # what the question is about ("confirm" or "correct" for those prompts)
+    asked: int  # questions asked so far, this one included (a correction prompt is not counted)
     max_questions: int
-    message: str  # what was understood, or the explanation after "why?"
+    message: str  # what was understood, a re-ask's explanation, or the explanation after "why?"
     recommendation: Recommendation | None = None
-    facts: tuple[Fact, ...] = ()
+    facts: tuple[Fact, ...] = ()  # the facts that count
+    turn: int = 0  # replies taken so far; pass it back to `GuideSession.reply` to drop a stale click
+    tentative: tuple[Fact, ...] = ()  # facts read by similarity, waiting for the user's confirmation
 
     @property
     def done(self) -> bool:
@@ -354,23 +236,34 @@ class Step:
             "message": self.message,
             "recommendation": self.recommendation.to_dict() if self.recommendation else None,
             "facts": [f.to_dict() for f in self.facts],
+            "tentative": [f.to_dict() for f in self.tentative],
+            "turn": self.turn,
         }
 
 
 _WHY = re.compile(
-    r"^\s*(?:why|why (?:that|this|so|is that|not)\b.*|explain\b.*|how did you decide\b.*|"
+    r"^\s*(?:why|why (?:that|this|so|is that|not|do you ask)\b.*|explain\b.*|how did you decide\b.*|"
     r"what(?:'s| is) the reasoning\b.*)\s*[?.!]*\s*$",
+    re.IGNORECASE,
+)
+_WHAT = re.compile(
+    r"^\s*(?:what do you mean\b.*|what does (?:that|this|it|this question) mean\b.*|what(?:'s| is) (?:meant|that)\b.*|"
+    r"i don'?t (?:understand|get it)\b.*|(?:can you |please )?(?:clarify|rephrase)\b.*|huh|what|meaning|"
+    r"sorry\s*\?)\s*[?.!]*\s*$",
     re.IGNORECASE,
 )
 _RESTART = re.compile(
     r"^\s*/?(?:start over|restart|reset|start again|begin again|new session)\s*[.!]*\s*$", re.IGNORECASE
 )
+_NUMBER = re.compile(r"^\s*(?:option\s*|number\s*|#|\()?(\d{1,2})\s*[.)]?\s*$", re.IGNORECASE)
+_NOTHING = re.compile(r"^\s*(?:nothing|never ?mind|all good|it'?s fine|no(?:thing)? else|none)\s*[.!]*\s*$", re.I)
 
 
 class GuideSession:
     """One guided conversation; not shared between users.
 
-    Read ``history`` (turns as role/content dicts) and ``facts`` (what is known, by factor).
+    Read ``history`` (turns as role/content dicts), ``facts`` (what counts, by factor) and
+    ``tentative`` (facts read by similarity, awaiting confirmation).
     """
 
     def __init__(
@@ -394,6 +287,7 @@ class GuideSession:
         self.max_chars = max_chars
         self.max_questions = max(1, min(max_questions, MAX_QUESTIONS))
         self._citations: dict[str, Passage | None] = {}
+        self.turn = 0
         self.restart()
 
     @classmethod
@@ -415,26 +309,30 @@ class GuideSession:
             A step whose question is the opening prompt.
         """
         self.facts: dict[str, Fact] = {}
+        self.tentative: dict[str, Fact] = {}
         self.history: list[dict[str, str]] = []
         self.asked: list[str] = []
         self.corrections: list[tuple[Fact, Fact]] = []
         self.recommendation: Recommendation | None = None
         self._pending: str | None = None  # the factor of the question awaiting an answer
-        return Step(OPENING, OPENING_WHY, (), None, 0, self.max_questions, "")
+        self.last = Step(OPENING, OPENING_WHY, (), None, 0, self.max_questions, "", turn=self.turn)
+        return self.last
 
     @property
     def known(self) -> dict[str, Fact]:
-        """The facts with a value (not "not sure")."""
+        """The facts with a value (not "not sure") that count."""
         return {k: f for k, f in self.facts.items() if f.known}
 
     # -- the conversation -------------------------------------------------------------------
 
-    def reply(self, text: str) -> Step:
+    def reply(self, text: str, *, turn: int | None = None) -> Step:
         """Take the user's next message and say what comes next.
 
         Args:
-            text: The opening description, an answer to the last question, a correction,
-                "why?" or "start over".
+            text: The opening description, an answer to the last question (or an option's number),
+                a correction, "why?", "what do you mean?" or "start over".
+            turn: The ``Step.turn`` the reply answers. A quick reply clicked twice, or on a question
+                already answered, carries an old turn and is ignored: the current step comes back.
 
         Returns:
             The next question, or the recommendation once enough is known.
@@ -446,64 +344,146 @@ class GuideSession:
             text = validate_question(text, self.max_chars)
         except InvalidQuestionError as exc:
             raise InvalidQuestionError(str(exc).replace("question", "reply", 1)) from None
+        if turn is not None and turn != self.turn:
+            logger.info("Ignored a reply for turn %s; the session is at turn %s", turn, self.turn)
+            return self.last
+        self.turn += 1
         if _RESTART.match(text):
             return self.restart()
-        if _WHY.match(text):
-            return self._explain()
         self.history.append({"role": "user", "content": text})
-        step = self._advance(text)
-        self.history.append({"role": "assistant", "content": step.question or step.message})
+        if _WHY.match(text) or _WHAT.match(text):
+            step = self._explain()
+        else:
+            step = self._advance(text)
+        step = replace(step, turn=self.turn)
+        said_back = "\n\n".join(x for x in (step.message, step.question) if x)
+        self.history.append({"role": "assistant", "content": said_back or "Here is my recommendation."})
+        self.last = step
         return step
 
     def _advance(self, text: str) -> Step:
-        expecting = self._pending if self._pending in FACTORS else None
+        pending = self._pending
+        if pending is not None and pending != CORRECT:
+            text = self._option_by_number(text, pending)
+        if pending == CONFIRM:
+            return self._after_confirm(text)
+        if pending == CORRECT:
+            return self._after_correction(text)
+        expecting = pending if pending in FACTORS else None
         found = self.extractor.extract(text, expecting)
-        confirmed = self._pending == CONFIRM and is_yes(text) and not found
-        if self._pending in FACTORS and not found:
-            # An answer we cannot read counts as "not sure": move on rather than ask again.
-            found = [Fact(self._pending, UNKNOWN, "not sure", text)]
+        if expecting and len(text) <= QUOTE_CHARS:
+            found = [replace(f, quote=text) for f in found]  # a short answer is quoted whole, not by clause
+        if pending in FACTORS and not found:
+            return self._reask(text)
         noted = self._record(found)
         message = _noted_text(noted)
         if not found and not self.asked:
             message = "I could not pick out any facts from that, so let me ask."
-        if self._pending == CONFIRM and is_no(text) and not found and len(self.asked) < self.max_questions:
-            return self._ask(CONFIRM, message, text="What should I correct?", why="I only use what you tell me.")
+        return self._next(message)
+
+    def _option_by_number(self, text: str, pending: str) -> str:
+        """"2" for the second quick reply; the text unchanged otherwise."""
+        m = _NUMBER.match(text)
+        options = self._current_question().options
+        if m and 1 <= int(m.group(1)) <= len(options):
+            return options[int(m.group(1)) - 1]
+        return text
+
+    def _after_confirm(self, text: str) -> Step:
+        found = self.extractor.extract(text)
+        if is_yes(text) and not found:
+            for factor, fact in self.tentative.items():
+                self.facts[factor] = fact.confirmed()
+            confirmed = list(self.tentative.values())
+            self.tentative = {}
+            self._pending = None
+            return self._next("Thanks, noted." if confirmed else "")
+        if is_no(text) and not found:
+            dropped = list(self.tentative.values())
+            self.tentative = {}
+            self._pending = CORRECT
+            message = (
+                f"I set aside what I was unsure of ({'; '.join(f.detail for f in dropped)})."
+                if dropped
+                else ""
+            )
+            return self._question_step(self._correct_question(), message)
+        if found:  # a correction typed straight away
+            self.tentative = {}
+            self._pending = None
+            return self._next(_noted_text(self._record(found)))
+        return self._reask(text)
+
+    def _after_correction(self, text: str) -> Step:
+        found = self.extractor.extract(text)
+        if found:
+            self._pending = None
+            return self._next(_noted_text(self._record(found)))
+        if _NOTHING.match(text) or is_no(text):
+            self._pending = None
+            return self._next("")
+        return self._reask(text)
+
+    def _reask(self, text: str) -> Step:
+        """The same question again, saying what went wrong and what it accepts; nothing is recorded."""
+        q = self._current_question()
+        shown = text if len(text) <= 40 else text[:39] + "…"
+        if q.options:
+            accepts = f"Type a number from 1 to {len(q.options)} for one of the options, or say it in your own words"
+        else:
+            accepts = "Type the fact in your own words, for example “we have about 2,000 labelled examples”"
+        if q.factor in FACTORS:
+            accepts += ", or “not sure”"
+        message = f"I could not match “{shown}” to an answer to this question. {accepts}. Ask “what do you mean?” for more."
+        return self._question_step(q, message)
+
+    def _record(self, found: list[Fact]) -> list[Fact]:
+        noted: list[Fact] = []
+        for fact in found:
+            old = self.facts.get(fact.factor)
+            if fact.tentative and fact.known:
+                if old is not None and old.known:
+                    continue  # a rule already read this factor; a similarity guess never overrides it
+                self.tentative[fact.factor] = fact
+                continue
+            if old is not None and not fact.known and old.known:
+                continue  # "not sure" never erases an answer
+            if old is not None and old.known and fact.known and old.value != fact.value:
+                self.corrections.append((old, fact))
+                logger.info("Fact %s changed from %s to %s", fact.factor, old.value, fact.value)
+            self.tentative.pop(fact.factor, None)
+            self.facts[fact.factor] = fact
+            noted.append(fact)
+        return noted
+
+    def _next(self, message: str) -> Step:
+        """Ask the next question, or recommend."""
         self._pending = None
-        if not confirmed and self.recommendation is None:
+        if self.tentative and len(self.asked) < self.max_questions:
+            return self._ask(CONFIRM, message)
+        self.tentative = {}
+        if self.recommendation is None:
             factor = self._next_factor()
             if factor is not None:
                 return self._ask(factor, message)
+        return self._finish(message)
+
+    def _finish(self, message: str) -> Step:
+        self._pending = None
         self.recommendation = self._recommend()
         return Step(
             None, None, (), None, len(self.asked), self.max_questions,
             message or "Here is my recommendation.", self.recommendation, tuple(self.facts.values()),
         )  # fmt: skip
 
-    def _record(self, found: list[Fact]) -> list[Fact]:
-        noted: list[Fact] = []
-        for fact in found:
-            old = self.facts.get(fact.factor)
-            if old is not None and not fact.known and old.known:
-                continue  # "not sure" never erases an answer
-            if old is not None and old.known and fact.known and old.value != fact.value:
-                self.corrections.append((old, fact))
-                logger.info("Fact %s changed from %s to %s", fact.factor, old.value, fact.value)
-            self.facts[fact.factor] = fact
-            noted.append(fact)
-        return noted
-
-    def _ask(self, factor: str, message: str, text: str | None = None, why: str | None = None) -> Step:
+    def _ask(self, factor: str, message: str) -> Step:
         self.asked.append(factor)
         self._pending = factor
-        if factor == CONFIRM:
-            understood = "; ".join(f.detail for f in self.facts.values() if f.known) or "nothing definite yet"
-            q = Question(CONFIRM, text or f"Did I get this right: {understood}?", why or
-                         "Everything I recommend rests on these facts, so please correct anything I misread.",
-                         ("Yes, that's right", "No, let me correct something"))  # fmt: skip
-        else:
-            q = QUESTIONS[factor]
-        return Step(q.text, q.why, q.options, factor, len(self.asked), self.max_questions, message,
-                    None, tuple(self.facts.values()))  # fmt: skip
+        return self._question_step(self._current_question(), message)
+
+    def _question_step(self, q: Question, message: str) -> Step:
+        return Step(q.text, q.why, q.options, q.factor, len(self.asked), self.max_questions, message,
+                    None, tuple(self.facts.values()), self.turn, tuple(self.tentative.values()))  # fmt: skip
 
     def _next_factor(self) -> str | None:
         """The next factor to ask about; ``None`` when the recommendation cannot change any more."""
@@ -521,22 +501,52 @@ class GuideSession:
         return open_factors[0]
 
     def _explain(self) -> Step:
+        if self._pending is not None:
+            q = self._current_question()
+            return self._question_step(q, q.explain or q.why)
         if self.recommendation is not None:
             message = self.recommendation.explain()
             return Step(None, None, (), None, len(self.asked), self.max_questions, message,
                         self.recommendation, tuple(self.facts.values()))  # fmt: skip
-        if self._pending is not None:
-            q = self._current_question()
-            return Step(q.text, q.why, q.options, q.factor, len(self.asked), self.max_questions, q.why,
-                        None, tuple(self.facts.values()))  # fmt: skip
         return Step(OPENING, OPENING_WHY, (), None, 0, self.max_questions, OPENING_WHY)
 
     def _current_question(self) -> Question:
         if self._pending == CONFIRM:
-            return Question(CONFIRM, "Did I get this right?", "Everything I recommend rests on these facts.",
-                            ("Yes, that's right", "No, let me correct something"))  # fmt: skip
+            return self._confirm_question()
+        if self._pending == CORRECT:
+            return self._correct_question()
         assert self._pending is not None
         return QUESTIONS[self._pending]
+
+    def _confirm_question(self) -> Question:
+        if self.tentative:
+            items = "; ".join(f"{f.detail} ({said(f)})" for f in self.tentative.values())
+            return Question(
+                CONFIRM,
+                f"I think you meant: {items}. Did I get this right?",
+                "I read this from your words by similarity, not by a rule, so it only counts once you confirm it.",
+                YES_NO,
+                "Say yes to use it, or no and I will ask you directly instead. You can also type the right fact.",
+            )
+        understood = "; ".join(f"{f.detail} ({said(f)})" for f in self.facts.values() if f.known)
+        return Question(
+            CONFIRM,
+            f"Did I get this right: {understood or 'nothing definite yet'}?",
+            "Everything I recommend rests on these facts, so please correct anything I misread.",
+            YES_NO,
+            "Each item is something I read from your words, with the words beside it. Say yes if they are all "
+            "right; otherwise say no, or type the right fact, for example “we have about 2,000 labelled examples”.",
+        )
+
+    def _correct_question(self) -> Question:
+        return Question(
+            CORRECT,
+            "What should I correct? Type the right fact in your own words.",
+            "I only use what you tell me.",
+            (),
+            "Write the fact as you would say it, for example “we have about 2,000 labelled examples” or "
+            "“the deadline is in three months”. Say “nothing” to go on.",
+        )
 
     # -- the recommendation -----------------------------------------------------------------
 
@@ -545,43 +555,41 @@ class GuideSession:
         approach, score = decide(known)
         factors = tuple(
             FactorScore(f.factor, f.value, f.detail, WEIGHTS[f.factor], DIRECTIONS[f.factor][f.value],
-                        round(WEIGHTS[f.factor] * DIRECTIONS[f.factor][f.value], 2))
+                        round(WEIGHTS[f.factor] * DIRECTIONS[f.factor][f.value], 2), f.quote)
             for f in (known[k] for k in FACTORS if k in known)
         )  # fmt: skip
         citations: list[Passage] = []
         reasons: list[str] = []
         caveats: list[str] = []
+        if _too_little_known(known) and approach == PROMPT_ENGINEERING and "data" not in _forcing(known):
+            _, text = ADVISOR.general_reasons["little_known"]
+            reasons.append(f"{text} {self._marker(ADVISOR.general_reasons['little_known'][0], citations)}".rstrip())
         ordered = sorted(factors, key=lambda f: (f.value != "mixed", -abs(f.points)))  # a mixed task list first
         for fs in ordered:
             fact = known[fs.factor]
             claim, consequence = CONSEQUENCES[(fs.factor, fs.value)]
             marker = self._marker(claim, citations)
             if _supports(fs, approach):
-                reasons.append(f"{_you(fact)}, so {consequence} {marker}".rstrip())
-            else:
+                reasons.append(f"{_you(fact)} ({said(fact)}), so {consequence} {marker}".rstrip())
+            elif _opposes(fs, approach):
                 leans = "fine-tuning" if fs.direction > 0 else "prompt engineering"
-                caveats.append(f"{_you(fact)}, which on its own favours {leans} {marker}".rstrip())
+                caveats.append(f"{_you(fact)} ({said(fact)}), which on its own favours {leans} {marker}".rstrip())
         if approach == HYBRID and "mixed" not in {f.value for f in factors}:
-            marker = self._marker("hybrid", citations)
-            if known.get("timeline") and known["timeline"].value == "urgent":
-                why = "so ship prompts now and fine-tune the core task once its training is done"
-            else:
-                why = "so fine-tune the core task and keep prompts for the tasks that change"
-            reasons.append(
-                f"Most of your facts favour fine-tuning but not all of your needs do, {why} {marker}".rstrip()
-            )
+            urgent = known.get("timeline") is not None and known["timeline"].value == "urgent"
+            claim, text = ADVISOR.general_reasons["hybrid_urgent" if urgent else "hybrid_varied"]
+            reasons.append(f"{text} {self._marker(claim, citations)}".rstrip())
         if not reasons:
-            marker = self._marker("pe_compute", citations)
-            reasons.append(f"Little is known about your situation, so start with the lightest option {marker}".rstrip())
+            claim, text = ADVISOR.general_reasons["little_known"]
+            reasons.append(f"{text} {self._marker(claim, citations)}".rstrip())
         for old, new in self.corrections:
             caveats.append(f"You first said {old.detail}, then {new.detail}; I used the later answer.")
-        unsure = [QUESTIONS[k].factor for k, f in self.facts.items() if not f.known]
+        unsure = [k for k, f in self.facts.items() if not f.known]
         if unsure:
             caveats.append(f"You were not sure about: {', '.join(unsure)}. Answers there could change this advice.")
-        confidence = confidence_for(approach, factors)
         return Recommendation(
-            approach, confidence, tuple(reasons), tuple(citations), NEXT_STEPS[approach], tuple(caveats),
-            round(score, 2), factors,
+            approach, confidence_for(approach, factors, known), tuple(reasons), tuple(citations),
+            NEXT_STEPS[approach], tuple(caveats), round(score, 2), factors, _changes(known, approach),
+            FOLLOW_UP_QUESTIONS.get(approach, ()),
         )  # fmt: skip
 
     def _marker(self, claim: str, citations: list[Passage]) -> str:
@@ -613,12 +621,14 @@ def decide(known: dict[str, Fact]) -> tuple[str, float]:
     """
     score = sum(WEIGHTS[k] * DIRECTIONS[k][f.value] for k, f in known.items())
     value = {k: f.value for k, f in known.items()}
-    return _rule(value, score), score
+    return _rule(value, score, sum(WEIGHTS[k] for k in known)), score
 
 
-def _rule(value: dict[str, str], score: float) -> str:
+def _rule(value: dict[str, str], score: float, known_weight: float) -> str:
     if value.get("data") == "none":
         return PROMPT_ENGINEERING
+    if known_weight < MIN_KNOWN_SHARE * TOTAL_WEIGHT:
+        return ADVISOR.light_approach
     if value.get("tasks") == "mixed":
         return HYBRID if score > -DECISION_THRESHOLD else PROMPT_ENGINEERING
     if score >= DECISION_THRESHOLD:
@@ -628,29 +638,45 @@ def _rule(value: dict[str, str], score: float) -> str:
     return PROMPT_ENGINEERING
 
 
+def _too_little_known(known: dict[str, Fact]) -> bool:
+    return sum(WEIGHTS[k] for k in known) < MIN_KNOWN_SHARE * TOTAL_WEIGHT
+
+
+def _forcing(known: dict[str, Fact]) -> set[str]:
+    """Factors whose value alone decides (no labelled data)."""
+    return {"data"} if "data" in known and known["data"].value == "none" else set()
+
+
+#: Factors that trigger rules of their own; the others only move the score.
+_SPECIAL = ("data", "tasks", "timeline")
+
+
 def _outcomes(known: dict[str, Fact], open_factors: list[str]) -> set[str]:
-    """Every approach still reachable by some answers (or "not sure") to ``open_factors``."""
+    """Every approach still reachable by some answers (or "not sure") to ``open_factors``.
+
+    Exact: every combination of answers is tried. Plain factors are first collapsed to the distinct
+    (weight answered, points) pairs they can add, which keeps it to a few thousand rule calls.
+    """
     base = {k: f.value for k, f in known.items()}
     fixed = sum(WEIGHTS[k] * DIRECTIONS[k][v] for k, v in base.items())
-    # data, tasks and timeline trigger rules of their own: enumerate them; the rest only move the score.
-    special = [f for f in open_factors if f in ("data", "tasks", "timeline")]
-    plain = [f for f in open_factors if f not in special]
-    low = sum(min(0.0, WEIGHTS[f] * min(DIRECTIONS[f].values())) for f in plain)
-    high = sum(max(0.0, WEIGHTS[f] * max(DIRECTIONS[f].values())) for f in plain)
+    base_weight = sum(WEIGHTS[k] for k in base)
+    special = [f for f in open_factors if f in _SPECIAL]
+    plain = [f for f in open_factors if f not in _SPECIAL]
+    plain_sums = {(0.0, 0.0)}
+    for f in plain:
+        plain_sums = {(w + dw, p + dp) for w, p in plain_sums
+                      for dw, dp in [(0.0, 0.0)] + [(WEIGHTS[f], WEIGHTS[f] * d) for d in DIRECTIONS[f].values()]}  # fmt: skip
     results: set[str] = set()
     for combo in itertools.product(*[(*VALUES[f], UNKNOWN) for f in special]):
         values = dict(base)
-        score = fixed
+        score, weight = fixed, base_weight
         for f, v in zip(special, combo):
             if v != UNKNOWN:
                 values[f] = v
                 score += WEIGHTS[f] * DIRECTIONS[f][v]
-        probes = {score + low, score + high}
-        for t in (DECISION_THRESHOLD, -DECISION_THRESHOLD):
-            for s in (t, t - 1e-6):
-                if score + low <= s <= score + high:
-                    probes.add(s)
-        results.update(_rule(values, s) for s in probes)
+                weight += WEIGHTS[f]
+        for w, p in plain_sums:
+            results.add(_rule(values, score + p, weight + w))
     return results
 
 
@@ -662,24 +688,62 @@ def _supports(fs: FactorScore, approach: str) -> bool:
     return fs.direction > 0 or fs.factor == "tasks" or (fs.factor == "timeline" and fs.value == "urgent")
 
 
-def confidence_for(approach: str, factors: tuple[FactorScore, ...]) -> float:
-    """The confidence formula of the module docstring."""
-    coverage = sum(f.weight for f in factors) / sum(WEIGHTS.values())
-    total = sum(_pull(f) for f in factors)
-    agree = sum(_pull(f) for f in factors if _supports(f, approach))
-    agreement = agree / total if total else 0.5
-    return round(min(0.95, 0.2 + 0.75 * agreement * (0.4 + 0.6 * coverage)), 2)
+def _opposes(fs: FactorScore, approach: str) -> bool:
+    """Whether a fact points away from ``approach`` (a neutral fact points nowhere)."""
+    if approach == PROMPT_ENGINEERING:
+        return fs.direction > 0
+    return fs.direction < 0 and not _supports(fs, approach)
 
 
-def _pull(f: FactorScore) -> float:
-    """How hard a fact pulls: its points, or its whole weight for a core task with side tasks."""
-    return f.weight if (f.factor, f.value) == ("tasks", "mixed") else abs(f.points)
+def confidence_for(approach: str, factors: tuple[FactorScore, ...], known: dict[str, Fact] | None = None) -> float:
+    """The confidence of the module docstring: the share of the weight not against ``approach`` nor open.
+
+    Args:
+        approach: The recommended approach.
+        factors: The known facts' scores.
+        known: The known facts, to tell whether the open factors could change the approach; without
+            them every open factor counts as able to.
+    """
+    against = sum(f.weight for f in factors if _opposes(f, approach))
+    open_factors = [f for f in FACTORS if f not in {fs.factor for fs in factors}]
+    settled = known is not None and (not open_factors or _outcomes(known, open_factors) == {approach})
+    open_weight = 0.0 if settled else sum(WEIGHTS[f] for f in open_factors)
+    return round(max(0.0, (TOTAL_WEIGHT - against - open_weight) / TOTAL_WEIGHT), 2)
+
+
+def _changes(known: dict[str, Fact], approach: str) -> tuple[str, ...]:
+    """Answers to the open questions that would change ``approach``, in words."""
+    open_factors = [f for f in FACTORS if f not in known]
+    out: list[str] = []
+    for factor in open_factors:
+        for value in VALUES[factor]:
+            trial = {**known, factor: Fact(factor, value, "", "")}
+            other = decide(trial)[0]
+            if other != approach:
+                out.append(f"{ADVISOR.values[factor][value].detail} would make it {ADVISOR.approaches[other]}")
+                break
+    if out or not open_factors:
+        return tuple(out)
+    # No single answer is enough: say what the open factors would have to say together.
+    for lean in (1, -1):
+        trial = dict(known)
+        for factor in open_factors:
+            value = max(VALUES[factor], key=lambda v, f=factor: lean * DIRECTIONS[f][v])
+            trial[factor] = Fact(factor, value, "", "")
+        other = decide(trial)[0]
+        if other != approach:
+            details = ", ".join(ADVISOR.values[f][trial[f].value].detail for f in open_factors)
+            return (f"answers to the open questions pointing to {ADVISOR.approaches[other]} ({details}) "
+                    f"would make it {ADVISOR.approaches[other]}",)  # fmt: skip
+    return ()
 
 
 def _rule_text(rec: Recommendation) -> str:
     values = {f.factor: f.value for f in rec.factors}
     if values.get("data") == "none":
         return "With no labelled data, fine-tuning is ruled out."
+    if sum(f.weight for f in rec.factors) < MIN_KNOWN_SHARE * TOTAL_WEIGHT:
+        return "Less than half of the decision's weight is known, so the lighter, reversible option comes first."
     if values.get("tasks") == "mixed" and rec.approach == HYBRID:
         return "A core task plus varied side tasks calls for a hybrid."
     if rec.approach == HYBRID:
@@ -689,24 +753,14 @@ def _rule_text(rec: Recommendation) -> str:
     return "Below the bar, the lighter, quicker option wins."
 
 
-_SENTENCES: dict[tuple[str, str], str] = {
-    ("accuracy", "high"): "You need highly accurate, consistent output",
-    ("accuracy", "flexible"): "Some variation in the output is acceptable to you",
-    ("tasks", "varied"): "Your tasks are many or change often",
-    ("expertise", "yes"): "Your team has machine-learning expertise",
-    ("expertise", "no"): "Your team has no machine-learning expertise",
-    ("knowledge", "needed"): "The task needs knowledge the base model lacks",
-    ("knowledge", "not_needed"): "The base model's general knowledge covers the task",
-}
-
-
 def _you(fact: Fact) -> str:
     """The fact said back to the user: "You have about 50,000 labelled examples"."""
-    return _SENTENCES.get((fact.factor, fact.value), f"You have {fact.detail}")
+    spec = ADVISOR.values[fact.factor][fact.value]
+    return spec.sentence or f"You have {fact.detail}"
 
 
 def _noted_text(facts: list[Fact]) -> str:
     if not facts:
         return ""
-    parts = [f.detail if f.known else f"{f.factor}: not sure" for f in facts]
+    parts = [f"{f.detail} ({said(f)})" if f.known else f"{f.factor}: not sure" for f in facts]
     return "Noted: " + "; ".join(parts) + "."

@@ -15,8 +15,10 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
+
+from .advisor import load as load_advisor
 
 if TYPE_CHECKING:
     from llama_index.core.llms import LLM
@@ -24,17 +26,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
+#: How a fact was read: a rule matched the user's words, or a similar example sentence, or the LLM.
+RULE, SIMILARITY, LLM_READ = "rule", "similarity", "llm"
 
-#: The values each factor can take, besides ``unknown`` ("not sure").
-VALUES: dict[str, tuple[str, ...]] = {
-    "data": ("none", "few", "some", "moderate", "plenty"),
-    "accuracy": ("high", "flexible"),
-    "tasks": ("focused", "varied", "mixed"),
-    "timeline": ("urgent", "weeks", "months"),
-    "compute": ("none", "limited", "available"),
-    "expertise": ("yes", "no"),
-    "knowledge": ("needed", "not_needed"),
-}
+_ADVISOR = load_advisor()
+
+#: The values each factor can take, besides ``unknown`` ("not sure"); from advisor.yaml.
+VALUES: dict[str, tuple[str, ...]] = {f: tuple(specs) for f, specs in _ADVISOR.values.items()}
 
 FACTORS: tuple[str, ...] = tuple(VALUES)
 
@@ -46,13 +44,23 @@ class Fact:
     factor: str
     value: str
     detail: str  # the fact in words, e.g. "about 50,000 labelled examples"
-    quote: str  # the user's words it came from
+    quote: str  # the user's words it came from, verbatim
     quantity: float | None = None  # labelled examples, or days until the deadline
+    source: str = RULE  # how it was read: RULE, SIMILARITY or LLM
 
     @property
     def known(self) -> bool:
         """Whether the user gave an answer rather than "not sure"."""
         return self.value != UNKNOWN
+
+    @property
+    def tentative(self) -> bool:
+        """Whether the fact was read by similarity or an LLM, not a rule: it counts only once confirmed."""
+        return self.source != RULE
+
+    def confirmed(self) -> Fact:
+        """The same fact, confirmed by the user, so it counts like one read by a rule."""
+        return replace(self, source=RULE)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -95,8 +103,10 @@ _QTY_PHRASES: tuple[tuple[str, float], ...] = (
     (r"tens of thousands", 30_000),
     (r"hundreds of thousands", 300_000),
     (r"millions", 2_000_000),
-    (r"(?:a )?(?:few|couple(?: of)?) thousand", 3_000),
-    (r"(?:a )?(?:few|couple(?: of)?) hundred", 300),
+    (r"(?:a )?couple(?: of)? thousand", 2_000),
+    (r"(?:a )?couple(?: of)? hundred", 200),
+    (r"(?:a )?few thousand", 3_000),
+    (r"(?:a )?few hundred", 300),
     (r"thousands", 5_000),
     (r"hundreds", 300),
     (r"dozens", 50),
@@ -146,26 +156,7 @@ def _negated(clause: str, cue_start: int) -> bool:
 
 #: Each value in words, for facts that come from similarity or the LLM rather than a rule.
 DETAILS: dict[tuple[str, str], str] = {
-    ("data", "none"): "no labelled training data",
-    ("data", "few"): "only a little labelled data",
-    ("data", "some"): "some labelled data (amount not given)",
-    ("data", "moderate"): "a few thousand labelled examples",
-    ("data", "plenty"): "a large labelled dataset",
-    ("accuracy", "high"): "output that must be highly accurate and consistent",
-    ("accuracy", "flexible"): "output where some variation is acceptable",
-    ("tasks", "focused"): "one well-defined, stable task",
-    ("tasks", "varied"): "many or fast-changing tasks",
-    ("tasks", "mixed"): "one core task plus varied side tasks",
-    ("timeline", "urgent"): "an urgent deadline",
-    ("timeline", "weeks"): "a deadline in a few weeks",
-    ("timeline", "months"): "months before the deadline",
-    ("compute", "none"): "no GPUs or training budget",
-    ("compute", "limited"): "a limited compute budget",
-    ("compute", "available"): "GPUs or a training budget",
-    ("expertise", "yes"): "a team with machine-learning expertise",
-    ("expertise", "no"): "no machine-learning expertise on the team",
-    ("knowledge", "needed"): "a task that needs knowledge the base model lacks",
-    ("knowledge", "not_needed"): "a task the base model's general knowledge covers",
+    (f, v): spec.detail for f, specs in _ADVISOR.values.items() for v, spec in specs.items()
 }
 
 # -- per-factor rules ---------------------------------------------------------------------------
@@ -427,7 +418,7 @@ def _tasks(clause: str, expecting: bool) -> Fact | None:
 
 _KNOW_NEEDED = _rx(
     r"\b(?:jargon|terminology|proprietary|internal (?:codes|terms|knowledge|data|docs)|domain[- ]specific|",
-    r"specialized|specialised|niche|in[- ]house|our own (?:codes|terms|format|style|language)|",
+    r"specialized|specialised|niche|in[- ]house (?:jargon|terms|terminology|codes|knowledge|language)|our own (?:codes|terms|format|style|language)|",
     r"new (?:capabilit\w+|skills?|format)|(?:domain|specialist|expert) knowledge|",
     r"(?:model|it|gpt|llm|chatgpt)\s+(?:doesn'?t|does not|can'?t|cannot|won'?t)\s+",
     r"(?:know|understand|handle|do|speak))\b",
@@ -474,26 +465,11 @@ _TOPIC = {
 }
 
 #: Example sentences per (factor, value); a clause no rule reads is matched to them by similarity.
-PROTOTYPES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("data", "plenty"): ("We have a large archive of labelled examples.", "Our historical records are all annotated."),
-    ("data", "none"): ("We have nothing to train on.", "Nobody has labelled anything yet."),
-    ("compute", "none"): ("We cannot afford to train models.", "Our infrastructure is a couple of laptops."),
-    ("compute", "available"): (
-        "We have plenty of hardware for training.",
-        "Money for infrastructure is not a problem.",
-    ),
-    ("accuracy", "high"): ("Every answer has to be exactly right.", "Mistakes are not acceptable for us."),
-    ("accuracy", "flexible"): ("Rough answers are fine for us.", "It is okay if results differ a bit."),
-    ("expertise", "yes"): ("Our engineers have trained neural networks before.",),
-    ("expertise", "no"): ("Nobody on the team has trained a model.", "We are a small team of web developers."),
-    ("tasks", "varied"): ("What we need the model for keeps changing.", "We use it for lots of unrelated things."),
-    ("tasks", "focused"): ("We need it for exactly one thing.",),
-    ("knowledge", "needed"): ("The model has never seen our internal vocabulary.",),
-    ("knowledge", "not_needed"): ("The task only needs common sense that any model has.",),
-}
-#: Minimum cosine similarity, and lead over the best other value of the same factor, to accept a match.
-SIMILARITY_THRESHOLD = 0.6
-SIMILARITY_MARGIN = 0.08
+PROTOTYPES: dict[tuple[str, str], tuple[str, ...]] = _ADVISOR.prototypes
+#: Minimum cosine similarity, and lead over the best other value of the same factor, to accept a match
+#: (measured on bench/guide_facts.jsonl; see advisor.yaml).
+SIMILARITY_THRESHOLD = _ADVISOR.similarity_threshold
+SIMILARITY_MARGIN = _ADVISOR.similarity_margin
 #: Embeddings barely see negation, so a match counts only if clause and example agree on it.
 _POLARITY = re.compile(_NEG + r"|\b(?:nobody|never|impossible|nothing|unable)\b", re.IGNORECASE)
 
@@ -545,6 +521,7 @@ class SituationExtractor:
                         _UNSURE.search(clause)
                         and _TOPIC[factor].search(clause)
                         and fact.value != UNKNOWN
+                        and fact.quantity is None  # "maybe a couple hundred examples" is a quantity
                         and not re.search(r"\d", clause)
                     ):
                         fact = Fact(factor, UNKNOWN, "not sure", clause)
@@ -586,13 +563,13 @@ class SituationExtractor:
             if factor not in VALUES or not isinstance(value, str):
                 continue
             if value == UNKNOWN:
-                facts.append(Fact(factor, UNKNOWN, "not sure", message))
+                facts.append(Fact(factor, UNKNOWN, "not sure", message, source=LLM_READ))
             elif value in VALUES[factor]:
                 count = data.get("data_count") if factor == "data" else None
                 if isinstance(count, (int, float)) and count >= 0:
-                    facts.append(_count_fact(float(count), message, approx=True))
+                    facts.append(replace(_count_fact(float(count), message, approx=True), source=LLM_READ))
                 else:
-                    facts.append(Fact(factor, value, DETAILS[(factor, value)], message))
+                    facts.append(Fact(factor, value, DETAILS[(factor, value)], message, source=LLM_READ))
         return facts
 
     def _similar(self, clause: str) -> Fact | None:
@@ -618,7 +595,7 @@ class SituationExtractor:
             return None
         if bool(_POLARITY.search(clause)) != bool(_POLARITY.search(sentence)):
             return None
-        return Fact(factor, value, DETAILS[(factor, value)], clause)
+        return Fact(factor, value, DETAILS[(factor, value)], clause, source=SIMILARITY)
 
 
 LLM_PROMPT = """Read facts about a team's situation from their message, for choosing between prompt \
