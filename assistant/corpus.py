@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import hashlib
 import logging
 import os
@@ -10,12 +12,25 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import CorpusError, CorpusFileError
+from .errors import CorpusError, CorpusFileError, CorpusFileUnreadableError, printable_path
 
 logger = logging.getLogger(__name__)
 
 #: File endings the corpus reads; anything else in the folder is ignored.
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt")
+
+#: The front matter keys the engine uses; any other key is ignored, whatever its value.
+FRONT_MATTER_KEYS = ("title", "kind", "summary")
+
+#: Bounds on front matter, far above what a title, a kind and a summary need: a YAML alias bomb of
+#: 429 bytes expanded to 2.8 GB through `yaml.safe_load`; the bounded reader below never expands
+#: anything and stops at these limits.
+MAX_FRONT_MATTER_CHARS = 64_000
+MAX_FRONT_MATTER_DEPTH = 16
+MAX_FRONT_MATTER_EVENTS = 10_000
+
+#: Plain YAML scalars that mean "no value".
+_YAML_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 
@@ -71,30 +86,64 @@ def load_corpus(root: Path, max_file_bytes: int = 5_000_000) -> Corpus:
     root = Path(root)
     if not root.is_dir():
         raise CorpusError(
-            f"Corpus folder {root} does not exist. Create it and add .md or .txt files, "
+            f"Corpus folder {printable_path(root)} does not exist. Create it and add .md or .txt files, "
             "or point ASSISTANT_CORPUS at the folder that holds them."
         )
     documents: list[SourceDocument] = []
     problems: list[CorpusFileError] = []
-    for path in _walk(root):
+    paths, walk_problems = _walk(root)
+    problems.extend(walk_problems)
+    for path in paths:
         try:
             documents.append(read_document(path, root, max_file_bytes))
         except CorpusFileError as exc:
-            logger.warning("Skipping corpus file %s", exc)
             problems.append(exc)
+    for problem in problems:
+        logger.warning("Skipping corpus file %s", problem)
     return Corpus(root=root, documents=tuple(documents), problems=tuple(problems))
 
 
-def _walk(root: Path) -> list[Path]:
+def _walk(root: Path) -> tuple[list[Path], list[CorpusFileError]]:
+    """The supported files under ``root``, and the ones that are skipped for their name or place."""
     found: list[Path] = []
+    problems: list[CorpusFileError] = []
+
+    def unreadable_folder(exc: OSError) -> None:
+        folder = Path(exc.filename) if exc.filename else root
+        problems.append(
+            CorpusFileUnreadableError(
+                folder, f"folder cannot be read ({exc.strerror or exc}); its files are skipped, check its permissions"
+            )
+        )
+
     # followlinks=False: a symlinked folder (or a symlink loop) is never descended into.
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable_folder, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if name.startswith(".") or not name.lower().endswith(SUPPORTED_SUFFIXES):
+            if not name.lower().endswith(SUPPORTED_SUFFIXES):
                 continue
-            found.append(Path(dirpath) / name)
-    return found
+            path = Path(dirpath) / name
+            if name.startswith("."):
+                if not name.startswith((".upload-", ".#")):  # our upload temporaries, editors' lock files
+                    problems.append(CorpusFileError(path, "is hidden (its name starts with '.'); rename it to index it"))
+                continue
+            reason = _bad_name(path.relative_to(root).as_posix())
+            if reason:
+                problems.append(CorpusFileError(path, reason))
+                continue
+            found.append(path)
+    return found, problems
+
+
+def _bad_name(source: str) -> str | None:
+    """Why a file's path (relative to the corpus) cannot be used as a citation, if it cannot."""
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not valid UTF-8; rename it"
+    if printable_path(source) != source:
+        return "its name holds control or text-direction characters; rename it"
+    return None
 
 
 def add_file(root: Path, name: str, data: bytes, max_file_bytes: int = 5_000_000) -> SourceDocument:
@@ -117,13 +166,24 @@ def add_file(root: Path, name: str, data: bytes, max_file_bytes: int = 5_000_000
     target = root / name
     if not name or name.startswith(".") or not name.lower().endswith(SUPPORTED_SUFFIXES):
         raise CorpusFileError(name or "(no name)", f"only {', '.join(SUPPORTED_SUFFIXES)} files can be added")
-    if target.exists():
+    reason = _bad_name(name)
+    if reason:
+        raise CorpusFileError(name, f"{reason} and upload it again")
+    try:
+        exists = target.exists() or target.is_symlink()
+        if not exists:
+            root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=root, prefix=".upload-", suffix=".tmp")  # hidden: never indexed
+    except OSError as exc:  # a name too long for the file system, a read-only folder, ...
+        raise CorpusFileError(
+            name, f"cannot be written to the corpus folder ({exc.strerror or exc}); nothing was added"
+        ) from None
+    if exists:
         raise CorpusFileError(name, "a file of that name is already in the corpus; rename it and try again")
-    root.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".upload-", suffix=".tmp")  # hidden: never indexed
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # like any file the user creates, not mkstemp's private 0600
         try:
             read_document(Path(tmp), root, max_file_bytes)
         except CorpusFileError as exc:
@@ -131,10 +191,22 @@ def add_file(root: Path, name: str, data: bytes, max_file_bytes: int = 5_000_000
         os.link(tmp, target)  # fails rather than replace a file that appeared meanwhile
     except FileExistsError:
         raise CorpusFileError(name, "a file of that name is already in the corpus; rename it and try again") from None
+    except OSError as exc:  # a name too long for the file system, a full disk, ...
+        raise CorpusFileError(
+            name, f"cannot be written to the corpus folder ({exc.strerror or exc}); nothing was added"
+        ) from None
     finally:
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
     logger.info("Added %s to the corpus", target)
     return read_document(target, root, max_file_bytes)
+
+
+def _umask() -> int:
+    """The process's file creation mask (read by setting it, so set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _upload_reason(reason: str) -> str:
@@ -149,8 +221,11 @@ def read_document(path: Path, root: Path, max_file_bytes: int = 5_000_000) -> So
     """Read one corpus file.
 
     Raises:
-        CorpusFileError: The file is empty, unreadable, binary, too large or not UTF-8.
+        CorpusFileError: The file is empty, binary, too large, not UTF-8 (or UTF-16 with a byte order
+            mark), a link that leaves ``root``, or its front matter is unusable.
+        CorpusFileUnreadableError: The file exists but cannot be read now (permissions, I/O).
     """
+    _check_inside(path, root)
     try:
         size = path.stat().st_size
         if size > max_file_bytes:
@@ -159,19 +234,19 @@ def read_document(path: Path, root: Path, max_file_bytes: int = 5_000_000) -> So
                 f"file is {size:,} bytes, over the {max_file_bytes:,}-byte limit; split it or raise ASSISTANT_MAX_FILE_BYTES",
             )
         raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise CorpusFileError(path, "cannot be read (it is a broken link or was just removed)") from exc
     except OSError as exc:
-        raise CorpusFileError(path, f"cannot be read ({exc.strerror or exc}); check its permissions") from exc
-    if b"\x00" in raw:
-        raise CorpusFileError(path, "looks like a binary file, not text; remove it from the corpus")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CorpusFileError(path, f"is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8") from exc
+        raise CorpusFileUnreadableError(path, f"cannot be read ({exc.strerror or exc}); check its permissions") from exc
+    text = _decode(path, raw)
     text = text.replace("\r\n", "\n")
     if not text.strip():
         raise CorpusFileError(path, "is empty; add some text or remove it")
 
-    meta, body_start = parse_front_matter(text)
+    try:
+        meta, body_start = parse_front_matter(text)
+    except ValueError as exc:
+        raise CorpusFileError(path, f"{exc}; fix it or remove the front matter") from None
     if not text[body_start:].strip():
         raise CorpusFileError(path, "has front matter but no content")
     source = path.relative_to(root).as_posix()
@@ -188,25 +263,105 @@ def read_document(path: Path, root: Path, max_file_bytes: int = 5_000_000) -> So
     )
 
 
+def _check_inside(path: Path, root: Path) -> None:
+    """Refuse a link that leads out of the corpus folder (to ``/etc/passwd``, say)."""
+    if not path.is_symlink() and not any(p.is_symlink() for p in path.parents if p != root and root in p.parents):
+        return
+    try:
+        target = path.resolve(strict=True)
+        inside = target.is_relative_to(Path(root).resolve(strict=True))
+    except (OSError, RuntimeError) as exc:  # a broken link or a loop
+        raise CorpusFileError(path, f"cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    if not inside:
+        raise CorpusFileError(path, "is a link to a file outside the corpus folder; links out of it are not followed")
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """The file's text: UTF-8 (with or without a byte order mark), or UTF-16 with one."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise CorpusFileError(path, f"is not valid UTF-16 (byte {exc.start}); re-save it as UTF-8") from exc
+    if b"\x00" in raw:
+        raise CorpusFileError(path, "looks like a binary file, not text; remove it from the corpus")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CorpusFileError(path, f"is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8") from exc
+
+
 def parse_front_matter(text: str) -> tuple[dict[str, str], int]:
     """Split YAML front matter from a document.
 
+    Only ``title``, ``kind`` and ``summary`` are read, as text; other keys are ignored. The YAML is
+    read as a stream of parser events, never constructed: no tag is resolved (dates, numbers,
+    ``!!python/...``), no alias is expanded, and size, nesting and length are bounded, so a hostile
+    header costs microseconds, not gigabytes.
+
     Returns:
         The front matter as a dict of strings, and the offset where the body starts.
+
+    Raises:
+        ValueError: The front matter is not valid YAML, too large or too deep, uses aliases, or
+            gives a used key a value that is not text. The message names the problem.
     """
     match = _FRONT_MATTER.match(text)
     if not match:
         return {}, 0
+    block = match.group(1)
+    if len(block) > MAX_FRONT_MATTER_CHARS:
+        raise ValueError(f"front matter is {len(block):,} characters, over the {MAX_FRONT_MATTER_CHARS:,} limit")
+    return _read_front_matter(block), match.end()
+
+
+def _read_front_matter(block: str) -> dict[str, str]:
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    meta: dict[str, str] = {}
+    depth = 0
+    key: str | None = None  # the top-level key whose value comes next
+    expect_key = True
     try:
-        data = yaml.safe_load(match.group(1)) or {}
-    except yaml.YAMLError:
-        logger.warning("Ignoring front matter that is not valid YAML")
-        return {}, match.end()
-    if not isinstance(data, dict):
-        return {}, match.end()
-    return {str(k): str(v).strip() for k, v in data.items() if v is not None}, match.end()
+        for count, event in enumerate(yaml.parse(block, Loader=loader)):
+            if count > MAX_FRONT_MATTER_EVENTS:
+                raise ValueError(f"front matter has over {MAX_FRONT_MATTER_EVENTS:,} YAML elements")
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise ValueError("front matter uses YAML anchors or aliases, which are not accepted")
+            if isinstance(event, yaml.DocumentEndEvent):
+                break  # only the first document counts
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_FRONT_MATTER_DEPTH:
+                    raise ValueError(f"front matter nests deeper than {MAX_FRONT_MATTER_DEPTH} levels")
+                if depth == 1 and isinstance(event, yaml.SequenceStartEvent):
+                    return {}  # not a mapping: nothing to read
+                if depth == 2 and not expect_key and key in FRONT_MATTER_KEYS:
+                    raise ValueError(f"front matter '{key}' must be text, not a list or a mapping")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+                if depth == 1:
+                    expect_key = True
+            elif isinstance(event, yaml.ScalarEvent):
+                if depth == 0:
+                    return {}  # a bare scalar, not a mapping
+                if depth > 1:
+                    continue
+                if expect_key:
+                    key, expect_key = event.value, False
+                    continue
+                expect_key = True
+                if key in FRONT_MATTER_KEYS and not (event.implicit[0] and event.value in _YAML_NULLS):
+                    meta[key] = event.value.strip()
+            if depth == 1 and isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                expect_key = True
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 2}: " if mark is not None else ""  # +2: the opening --- and 1-based
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"front matter is not valid YAML ({where}{problem})") from None
+    return meta
 
 
 def _first_heading(body: str) -> str | None:
