@@ -22,15 +22,20 @@ from .embeddings import Embedder
 from .errors import LLMError
 from .followup import rewrite_followup
 from .llm import (
+    CONDENSE_SHARE,
+    DEFAULT_TOPIC,
+    Budget,
+    GenerationOptions,
     MarkerFilter,
+    OutputFilter,
     backend_name,
-    clean_markers,
     condense,
-    generate,
-    generate_stream,
+    known_hosts,
     llm_from_spec,
     messages,
+    stream_reply,
     tidy,
+    valid_standalone,
 )
 from .refusal import RefusalPolicy
 from .retrieval import HybridRetriever, Passage
@@ -60,6 +65,31 @@ REFUSAL = (
 )
 
 FALLBACK_NOTE = "The language model was unavailable ({reason}); this answer quotes the documents instead."
+#: The rule for LLM answers that cite nothing: such an answer is not shown as if it were grounded;
+#: the extractive answer (every sentence quoted and cited) is returned with this note instead.
+UNCITED_NOTE = (
+    "The language model's answer cited none of the passages, so it was not used; "
+    "this answer quotes the documents instead."
+)
+
+
+class StreamNotice(str):
+    """A streamed piece that says what happened: the LLM failed or cited nothing, and a fallback follows.
+
+    It is a `str`, so consumers that only show text show it as a visible note between the two.
+    ``retracts`` is true when LLM text was already streamed: that text is not part of the answer,
+    and a consumer that can should remove it (the final `Answer` never contains it).
+    """
+
+    retracts: bool
+    note: str
+
+    def __new__(cls, note: str, retracts: bool) -> StreamNotice:
+        text = f"\n\n---\n\n*{note}*\n\n" if retracts else f"*{note}*\n\n"
+        piece = super().__new__(cls, text)
+        piece.retracts = retracts
+        piece.note = note
+        return piece
 
 
 @dataclass(frozen=True)
@@ -110,6 +140,8 @@ class AnswerEngine:
         self.refusal = refusal or RefusalPolicy()
         self.llm = llm
         self.backend = backend_name(llm) if llm is not None else EXTRACTIVE
+        #: What the corpus is about, named in the LLM prompts.
+        self.topic = DEFAULT_TOPIC
 
     @classmethod
     def from_defaults(cls, assistant: Assistant) -> AnswerEngine:
@@ -119,7 +151,11 @@ class AnswerEngine:
             LLMError: ``ASSISTANT_LLM`` is malformed or names an integration that is not installed.
         """
         settings = assistant.settings
-        llm = assistant.llm if assistant.llm is not None else llm_from_spec(settings.llm, settings.llm_timeout)
+        llm = (
+            assistant.llm
+            if assistant.llm is not None
+            else llm_from_spec(settings.llm, settings.llm_timeout, settings.llm_max_tokens)
+        )
         return cls(
             lambda: assistant.retriever,
             assistant.embedder,
@@ -129,12 +165,15 @@ class AnswerEngine:
             llm,
         )
 
-    def ask(self, question: str, history: list[dict[str, str]] | None = None) -> Answer:
+    def ask(
+        self, question: str, history: list[dict[str, str]] | None = None, options: GenerationOptions | None = None
+    ) -> Answer:
         """Answer a question from the corpus.
 
         Args:
             question: The question (at most ``settings.max_question_chars`` characters).
             history: Earlier turns, ``{"role": "user" | "assistant", "content": str}``, oldest first.
+            options: ``max_tokens`` / ``temperature`` for the LLM of this one answer.
 
         Returns:
             The answer; ``answerable=False`` with a short explanation when the corpus does not cover it.
@@ -143,35 +182,47 @@ class AnswerEngine:
             InvalidQuestionError: The question is empty or too long, or the history is malformed.
         """
         answer = None
-        for piece in self._run(question, history, stream=False):
+        for piece in self._run(question, history, stream=False, options=options):
             if isinstance(piece, Answer):
                 answer = piece
         assert answer is not None
         return answer
 
-    def stream(self, question: str, history: list[dict[str, str]] | None = None) -> Iterator[str | Answer]:
+    def stream(
+        self, question: str, history: list[dict[str, str]] | None = None, options: GenerationOptions | None = None
+    ) -> Iterator[str | Answer]:
         """Like `ask`, but yields the text in pieces as it is ready, then the full `Answer`.
 
-        The final `Answer` is authoritative: if the LLM fails mid-stream, it holds the extractive
-        fallback (with a note) rather than the pieces already shown.
+        The final `Answer` is authoritative: if the LLM fails mid-stream (or its answer cites
+        nothing), a `StreamNotice` piece says so, the extractive fallback follows, and the final
+        `Answer` holds only the fallback, with the note.
 
         Raises:
             InvalidQuestionError: As `ask`, before anything is yielded.
         """
         prepared = self._prepare(question, history)  # validate now, not on first next()
-        return self._generate(prepared, stream=True)
+        return self._generate(prepared, stream=True, options=options)
 
     # -- internals --------------------------------------------------------------------------
 
-    def _run(self, question: str, history: list[dict[str, str]] | None, stream: bool) -> Iterator[str | Answer]:
-        return self._generate(self._prepare(question, history), stream)
+    def _run(
+        self,
+        question: str,
+        history: list[dict[str, str]] | None,
+        stream: bool,
+        options: GenerationOptions | None = None,
+    ) -> Iterator[str | Answer]:
+        return self._generate(self._prepare(question, history), stream, options)
 
     def _prepare(self, question: str, history: Any) -> tuple[str, list[Message]]:
         return validate_question(question, self.settings.max_question_chars), validate_history(history)
 
-    def _generate(self, prepared: tuple[str, list[Message]], stream: bool) -> Iterator[str | Answer]:
+    def _generate(
+        self, prepared: tuple[str, list[Message]], stream: bool, options: GenerationOptions | None = None
+    ) -> Iterator[str | Answer]:
         question, history = prepared
-        query = self._standalone(question, history)
+        budget = Budget(self.settings.llm_timeout)  # one budget for every LLM call of this answer
+        query = self._standalone(question, history, budget)
         vector = self.embedder.embed_query(query)
         passages = self._retriever().retrieve(query, self.settings.top_k, embedding=vector)
         if not self.refusal.answerable(query, passages, asked=question):
@@ -183,16 +234,23 @@ class AnswerEngine:
         if self.llm is None:
             yield from self._extractive(query, vector, passages)
             return
-        yield from self._generative(query, vector, passages, history, stream)
+        yield from self._generative(query, vector, passages, history, budget, options or GenerationOptions())
 
-    def _standalone(self, question: str, history: list[Message]) -> str:
+    def _standalone(self, question: str, history: list[Message], budget: Budget) -> str:
         if not history:
             return question
         if self.llm is not None:
             try:
-                return condense(self.llm, question, history)
+                condensed = condense(self.llm, question, history, budget.share(CONDENSE_SHARE), self.topic)
             except LLMError as exc:
                 logger.warning("Condensing with the LLM failed (%s); rewriting by rule", exc)
+            else:
+                valid = valid_standalone(condensed)
+                if valid is not None:
+                    return valid
+                logger.warning(
+                    "The LLM's condensed question is not one short question (%r); rewriting by rule", condensed[:200]
+                )
         return rewrite_followup(question, history)
 
     def _extractive(
@@ -207,39 +265,51 @@ class AnswerEngine:
             yield paragraph + "\n\n"
         yield answer
 
+    def _fallback(
+        self, query: str, vector: Sequence[float], passages: list[Passage], note: str, shown: bool
+    ) -> Iterator[str | Answer]:
+        """The extractive answer with ``note``, announced in the stream by a `StreamNotice`."""
+        yield StreamNotice(note, retracts=shown)
+        yield from self._extractive(query, vector, passages, note=note)
+
     def _generative(
-        self, query: str, vector: Sequence[float], passages: list[Passage], history: list[Message], stream: bool
+        self,
+        query: str,
+        vector: Sequence[float],
+        passages: list[Passage],
+        history: list[Message],
+        budget: Budget,
+        options: GenerationOptions,
     ) -> Iterator[str | Answer]:
         assert self.llm is not None
-        chat = messages(query, passages, history)
+        chat = messages(query, passages, history, self.topic)
+        if options.max_tokens is None:
+            options = GenerationOptions(self.settings.llm_max_tokens, options.temperature)
+        cleaner, markers = OutputFilter(known_hosts(passages)), MarkerFilter(len(passages))
+        parts: list[str] = []
         try:
-            if stream:
-                markers = MarkerFilter(len(passages))
-                parts: list[str] = []
-                for piece in generate_stream(self.llm, chat):
-                    shown = markers.feed(piece)
-                    if shown:
-                        parts.append(shown)
-                        yield shown
-                tail = markers.flush()
-                if tail:
-                    parts.append(tail)
-                    yield tail
-                text, cited = tidy("".join(parts)), markers.cited
-            else:
-                text, cited = clean_markers(generate(self.llm, chat), len(passages))
+            for piece in stream_reply(self.llm, chat, budget, options):
+                shown = markers.feed(cleaner.feed(piece))
+                if shown:
+                    parts.append(shown)
+                    yield shown
+            tail = markers.feed(cleaner.flush()) + markers.flush()
+            if tail:
+                parts.append(tail)
+                yield tail
         except LLMError as exc:
             logger.warning("%s; falling back to the extractive answer", exc)
-            reason = (
-                "timed out"
-                if "timed out" in str(exc).lower() or "timeout" in str(exc).lower()
-                else "it returned an error"
-            )
-            yield from self._extractive(query, vector, passages, note=FALLBACK_NOTE.format(reason=reason))
+            reason = "timed out" if "timed out" in str(exc).lower() else "it returned an error"
+            yield from self._fallback(query, vector, passages, FALLBACK_NOTE.format(reason=reason), bool(parts))
             return
+        text, cited = tidy("".join(parts)), markers.cited
         if not text:
-            yield from self._extractive(
-                query, vector, passages, note=FALLBACK_NOTE.format(reason="it returned nothing")
+            yield from self._fallback(
+                query, vector, passages, FALLBACK_NOTE.format(reason="it returned nothing"), False
             )
+            return
+        if not cited:
+            logger.warning("The LLM's answer cites no passage; falling back to the extractive answer")
+            yield from self._fallback(query, vector, passages, UNCITED_NOTE, True)
             return
         yield Answer(text, tuple(passages[i] for i in cited), True, query, backend=self.backend)

@@ -134,7 +134,11 @@ class Settings:
 
         A new ``corpus_dir`` without a new ``index_dir`` moves a derived default index along with it.
         """
-        if "corpus_dir" in changes and "index_dir" not in changes and self.index_dir == default_index_dir(self.corpus_dir):
+        if (
+            "corpus_dir" in changes
+            and "index_dir" not in changes
+            and self.index_dir == default_index_dir(self.corpus_dir)
+        ):
             changes["index_dir"] = None
         return dataclasses.replace(self, **changes)
 

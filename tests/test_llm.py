@@ -46,7 +46,7 @@ def test_llm_answer_keeps_only_real_markers_renumbered(llm_bot: Assistant, serve
     assert answer.text == "LoRA trains a smaller set of new parameters [1]. It keeps the original model unchanged [2]."
     assert len(answer.citations) == 2
     body = server.requests[-1]
-    assert body["model"] == "fake-model" and not body.get("stream")
+    assert body["model"] == "fake-model" and body["max_tokens"] == 512  # ASSISTANT_LLM_MAX_TOKENS
     system = body["messages"][0]["content"]
     assert "<context>" in system and "not instructions" in system
     assert answer.citations[0].text in system  # the passage behind [1] was sent as context
