@@ -87,6 +87,12 @@ _YES = re.compile(
 _NO = re.compile(
     r"^\s*(?:no|nope|nah|not really|we don'?t|we do not|none|not at all|it doesn'?t|false)\b", re.IGNORECASE
 )
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_METHOD_CLAIM = re.compile(
+    r"\b(?:fine[- ]?tun\w*|prompt(?: engineering|ing)?)\b[^.?!]*\b(?:needs?|requires?|takes?|gives?|costs?|is|are)\b",
+    re.IGNORECASE,
+)
+_ABOUT_SPEAKER = re.compile(r"\b(?:we|we'?re|we'?ve|our|us|i have|i'?ve got)\b", re.IGNORECASE)
 _CLAUSE_SPLIT = re.compile(r"[.;!?\n]+|,\s+|\s+(?:but|however|although|though|whereas|while|and)\s+", re.IGNORECASE)
 
 _WORD_NUMBERS = {
@@ -114,11 +120,12 @@ _QTY_PHRASES: tuple[tuple[str, float], ...] = (
     (r"(?:a )?few dozen", 40),
 )
 _DATA_NOUN = (
-    r"(?:label(?:l)?ed|annotated|tagged|training|examples?|samples?|data ?sets?|data|tickets|records|rows|pairs|"
+    r"(?:label(?:l)?ed|annotated|tagged|training|examples?|samples?|data ?sets?|data(?!\s*(?:scien|platform|engineer|team|cent))|tickets|records|rows|pairs|"
     r"documents|conversations|emails|transcripts|reviews|items|instances)"
 )
 _DATA_CUE = re.compile(
-    r"\b(?:label(?:l)?ed|annotated|training data|training examples?|data ?sets?|examples?|data)\b", re.IGNORECASE
+    r"\b(?:label(?:l)?ed|annotated|training data|training examples?|data ?sets?|examples?|data(?!\s*(?:scien|platform|engineer|team|cent)))\b",
+    re.IGNORECASE,
 )
 
 
@@ -283,7 +290,7 @@ _NO_RUSH = re.compile(
     r"\b(?:no (?:hard |fixed |real )?(?:deadline|rush|hurry)|not in a hurry|no time pressure|plenty of time|"
     r"take our time|long[- ]term)\b"
 )
-_NEXT_PERIOD = re.compile(r"\b(?:next|end of (?:the |this )?|this)\s+(week|month|quarter|year)\b")
+_NEXT_PERIOD = re.compile(r"\b(?:next|end of(?: the| this)?|this)\s+(week|month|quarter|year)\b")
 _DURATION = re.compile(
     rf"((?:{'|'.join(p for p, _ in _QTY_PHRASES)}|{_NUM})?)\s*[- ]?(hour|day|week|month|quarter|year)s?\b"
 )
@@ -324,7 +331,7 @@ def _timeline(clause: str, expecting: bool) -> Fact | None:
 _ACC_CUE = _rx(
     r"\b(?:accura(?:cy|te)|consisten(?:t|cy)|precis(?:e|ion)|reliab(?:le|ility)|errors?|mistakes?|",
     r"mission[- ]critical|critical|regulated|compliance|high[- ]stakes|low[- ]stakes|variation|varies|vary|",
-    r"good enough|perfect|\d{2}(?:\.\d+)?\s?%)",
+    r"good enough|perfect|differences?|rough(?:ly)?|\d{2}(?:\.\d+)?\s?%)",
 )
 _FLEX = _rx(
     r"\b(?:variation|vary|varies|good enough|roughly|rough|approximate|tolerat\w*|low[- ]stakes|forgiving|",
@@ -509,7 +516,9 @@ class SituationExtractor:
         if _CORE_TASK.search(message) and _SIDE_TASKS.search(message):
             found["tasks"] = _fact("tasks", "mixed", message)
             factors.remove("tasks")
-        clauses = [c.strip() for c in _CLAUSE_SPLIT.split(message) if c and c.strip()]
+        # "Fine-tuning needs lots of data and GPUs" is about the method, not a fact about the user.
+        kept = [s for s in _SENTENCE.split(message) if not (_METHOD_CLAIM.search(s) and not _ABOUT_SPEAKER.search(s))]
+        clauses = [c.strip() for s in kept for c in _CLAUSE_SPLIT.split(s) if c and c.strip()]
         for clause in clauses:
             hit = False
             for factor in factors:
