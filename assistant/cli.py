@@ -73,7 +73,10 @@ class _Group(click.Group):
 @click.option("--corpus", type=click.Path(path_type=Path), help="Corpus folder [env: ASSISTANT_CORPUS].")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder [env: ASSISTANT_INDEX].")
 @click.option("--chroma-url", help="Use a Chroma server instead of the local store [env: ASSISTANT_CHROMA_URL].")
-@click.option("--llm", help="openai:<model>, openai-compatible:<url>:<model>, ollama:<model> or local:<path.gguf> [env: ASSISTANT_LLM].")
+@click.option(
+    "--llm",
+    help="openai:<model>, openai-compatible:<url>:<model>, ollama:<model> or local:<path.gguf> [env: ASSISTANT_LLM].",
+)
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 @click.pass_context
 def cli(
@@ -104,7 +107,7 @@ def cli(
     ctx.obj = Settings.from_env(corpus_dir=corpus, index_dir=index_dir, chroma_url=chroma_url, llm=llm)
 
 
-@cli.command()
+@cli.command(short_help="Build or refresh the index.")
 @click.option("--full", is_flag=True, help="Re-embed every file, even unchanged ones.")
 @click.pass_context
 def index(ctx: click.Context, full: bool) -> None:
@@ -165,7 +168,7 @@ def ask(ctx: click.Context, question: str, as_json: bool) -> None:
         _print_answer(answer)
 
 
-@cli.command()
+@cli.command(short_help="Chat in the terminal, with follow-ups.")
 @click.option("--json", "as_json", is_flag=True, help="Print each answer as one JSON line.")
 @click.pass_context
 def chat(ctx: click.Context, as_json: bool) -> None:
@@ -177,21 +180,37 @@ def chat(ctx: click.Context, as_json: bool) -> None:
         assistant chat
         printf 'What is fine-tuning?\\nHow long does it take?\\n' | assistant chat --json
     """
+    from .guide import wants_recommendation
+
     bot = _open(ctx)
     history: list[dict[str, str]] = []
     interactive = sys.stdin.isatty()
+    if interactive:
+        _line_editing()
     if interactive and not as_json:
-        click.echo("Ask about prompt engineering vs fine-tuning. /clear forgets the conversation, /quit ends.")
+        click.echo("Ask about prompt engineering vs fine-tuning. /help lists the commands, /quit ends.")
     while True:
         try:
-            question = click.prompt("you", prompt_suffix="> ") if interactive else input()
-        except (EOFError, click.exceptions.Abort):
+            question = input("you> ") if interactive else input()
+        except (EOFError, KeyboardInterrupt):
+            if interactive:
+                click.echo()
             break
         question = question.strip()
         if question in ("/quit", "/exit"):
             break
+        if question in ("/help", "/?"):
+            click.echo(CHAT_HELP)
+            continue
         if question == "/clear":
-            history.clear()
+            if not history:
+                click.echo("Nothing to clear.")
+            elif not interactive or click.confirm("Forget the conversation so far?", default=False):
+                history.clear()
+                click.echo("Conversation cleared; the next question starts fresh.")
+            continue
+        if question.startswith("/"):
+            click.echo(f"Unknown command {question.split()[0]}. {CHAT_HELP}")
             continue
         if not question:
             continue
@@ -203,11 +222,30 @@ def chat(ctx: click.Context, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
         else:
+            if answer.query != question:
+                click.secho(f"Searching for: {answer.query}", dim=True)
             _print_answer(answer)
+            if wants_recommendation(question):
+                click.secho("Tip: `assistant guide` asks about your project and recommends an approach.", dim=True)
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
 
 
-@cli.command()
+CHAT_HELP = """Commands:
+  /help   show this list
+  /clear  forget the conversation (asks first); follow-ups then start fresh
+  /quit   end (or Ctrl-D)
+Anything else is a question. Up and down arrows recall earlier questions."""
+
+
+def _line_editing() -> None:
+    """Arrow keys, editing and history for input(), through the standard library's readline."""
+    try:
+        import readline  # noqa: F401  (importing it is what enables editing in input())
+    except ImportError:  # pragma: no cover - Windows without pyreadline
+        logging.getLogger(__name__).info("readline is not available; no line editing")
+
+
+@cli.command(short_help="Get a recommendation for your project.")
 @click.pass_context
 def guide(ctx: click.Context) -> None:
     """Answer a few questions about your situation and get a recommendation.
@@ -218,12 +256,16 @@ def guide(ctx: click.Context) -> None:
         assistant guide
     """
     session = _open(ctx).guide()
-    click.echo("Describe your situation: the task, the data you have, your team, your deadline.")
+    interactive = sys.stdin.isatty()
+    if interactive:
+        _line_editing()
+    step = session.restart()
+    _print_step(step)
     shown = None
     while True:
         try:
-            text = click.prompt("you", prompt_suffix="> ")
-        except (EOFError, click.exceptions.Abort):
+            text = input("you> ") if interactive else input()
+        except (EOFError, KeyboardInterrupt):
             break
         if text.strip() in ("/quit", "/exit"):
             break
@@ -232,15 +274,31 @@ def guide(ctx: click.Context) -> None:
         except AssistantError as exc:
             click.secho(f"Error: {exc}", fg="red", err=True)
             continue
-        if step.message:
-            click.echo(step.message)
         if step.recommendation is not None and step.recommendation is not shown:
+            if step.message:
+                click.echo(step.message)
             shown = step.recommendation
             _print_recommendation(step.recommendation)
             click.echo('\nAsk "why?" for the reasoning, "start over" to begin again, or /quit.')
-        elif step.question:
-            click.secho(f"({step.asked} of up to {step.max_questions}) {step.question}", bold=True)
-            click.secho(f"  {step.why}  Options: {' / '.join(step.options)}", dim=True)
+        else:
+            _print_step(step)
+
+
+def _print_step(step: Any) -> None:
+    """A question with its number, why it matters, and numbered options; or the opening prompt."""
+    if step.message and step.asked or step.message and step.recommendation is not None:
+        click.echo(step.message)
+    if not step.question:
+        return
+    if step.asked:
+        click.secho(f"({step.asked} of up to {step.max_questions}) {step.question}", bold=True)
+    else:
+        click.secho(step.question, bold=True)
+    if step.why:
+        click.secho(f"  {step.why}", dim=True)
+    if step.options:
+        click.echo("  " + "   ".join(f"{n}) {o}" for n, o in enumerate(step.options, 1)))
+        click.secho("  Type a number, or answer in your own words.", dim=True)
 
 
 @cli.command()
@@ -262,18 +320,30 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
 
 def _print_answer(answer: Answer) -> None:
-    click.echo(answer.text)
+    """The answer and its sources; Markdown is rendered (rich) on a terminal and left as-is in a pipe."""
+    sources = [f"[{i}] {p.title} — {p.location}" for i, p in enumerate(answer.citations, 1)]
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        console = Console()
+        console.print(Markdown(answer.text))
+        if sources:
+            console.print("\nSources:", style="bold")
+            for line in sources:
+                console.print(Markdown(line), style="dim")
+    else:
+        click.echo(answer.text)
+        if sources:
+            click.echo("\nSources:")
+            for line in sources:
+                click.echo(f"  {line}")
     if getattr(answer, "note", None):
         click.secho(answer.note, fg="yellow", err=True)
-    if answer.citations:
-        click.echo("\nSources:")
-        for i, p in enumerate(answer.citations, 1):
-            click.echo(f"  [{i}] {p.title} — {p.location}")
 
 
 def _print_recommendation(rec: Any) -> None:
-    label = rec.approach.replace("_", " ")
-    click.secho(f"\nRecommendation: {label} (confidence {rec.confidence:.0%})", bold=True, fg="green")
+    click.secho(f"\nRecommendation: {rec.label.capitalize()} (confidence {rec.confidence:.0%})", bold=True, fg="green")
     for reason in rec.reasons:
         click.echo(f"  - {reason}")
     if rec.citations:
@@ -284,6 +354,8 @@ def _print_recommendation(rec: Any) -> None:
         click.echo(f"  caveat: {caveat}")
     for step in rec.next_steps:
         click.echo(f"  next: {step}")
+    for change in rec.changes:
+        click.echo(f"  would change it: {change}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -82,7 +82,7 @@ def test_guide_asks_then_recommends_with_sources(runner: CliRunner, corpus_dir: 
 
     assert result.exit_code == 0, result.output
     assert "(1 of up to 7) Did I get this right" in result.output
-    assert "Recommendation: fine tuning" in result.output
+    assert "Recommendation: Fine-tuning" in result.output
     assert "[1] Prompt Engineering vs Fine-Tuning for LLMs" in result.output
     assert "Total +" in result.output  # "why?" shows the scoring
 
@@ -113,3 +113,42 @@ def test_chat_keeps_history_for_follow_ups(runner: CliRunner, corpus_dir: Path) 
     first, second = (json.loads(line) for line in result.stdout.splitlines())
     assert "fine-tuning" in second["query"].lower()
     assert "weeks or months" in second["text"]
+
+
+def test_help_summaries_are_not_cut(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["--help"], terminal_width=80)
+    commands = result.output.split("Commands:", 1)[1]
+    assert "..." not in commands
+    assert "guide     Get a recommendation for your project." in commands
+
+
+def test_guide_numbers_options_reasks_unreadable_replies_and_restarts_cleanly(
+    runner: CliRunner, corpus_dir: Path
+) -> None:
+    script = "We want an LLM to help our support team.\nbanana\n4\nstart over\n/quit\n"
+    result = runner.invoke(cli, ["guide"], input=script)
+
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "1) None   2) A few hundred   3) A few thousand   4) Tens of thousands   5) Not sure" in out
+    assert "I could not match “banana”" in out
+    assert "Noted: about 30,000 labelled examples (you said: “Tens of thousands”)" in out
+    assert "(0 of up to" not in out and "Options:" not in out
+    assert out.count("Describe your situation") == 2  # the opening, and again after "start over"
+
+
+def test_chat_help_clear_and_the_rewritten_question(runner: CliRunner, corpus_dir: Path) -> None:
+    script = "/help\nWhat is fine-tuning?\nHow long does it take to implement?\n/clear\n/clear\n/quit\n"
+    result = runner.invoke(cli, ["chat"], input=script)
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "/clear  forget the conversation" in out  # /help is not sent as a question
+    assert "Searching for: " in out and "fine-tuning" in out.split("Searching for: ", 1)[1].splitlines()[0].lower()
+    assert "Conversation cleared" in out and "Nothing to clear." in out
+
+
+def test_chat_offers_the_guide_for_a_which_should_i_use_question(runner: CliRunner, corpus_dir: Path) -> None:
+    result = runner.invoke(cli, ["chat"], input="Should I use prompt engineering or fine-tuning?\n")
+    assert result.exit_code == 0, result.output
+    assert "`assistant guide` asks about your project" in result.stdout
