@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
 import shutil
@@ -10,13 +11,24 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .chunking import Chunk, chunk_document
 from .config import CHUNKER_VERSION, Settings
 from .corpus import Corpus, load_corpus
 from .embeddings import Embedder, Vector
-from .errors import AssistantError, CorpusError, CorpusFileError, EmbeddingModelError, IndexCorruptError, StoreError
+from .errors import (
+    AssistantError,
+    CorpusError,
+    CorpusFileError,
+    CorpusFileUnreadableError,
+    EmbeddingModelError,
+    IndexCorruptError,
+    IndexDamagedError,
+    StoreError,
+    printable_path,
+)
 from .store import FileEntry, Manifest, Store
 
 if TYPE_CHECKING:
@@ -44,6 +56,8 @@ class IndexPlan:
     unchanged: tuple[str, ...]
     full: bool
     reason: str = ""
+    #: Indexed files that cannot be read right now: their indexed version stays until they can.
+    kept: tuple[str, ...] = ()
 
     @property
     def up_to_date(self) -> bool:
@@ -66,6 +80,10 @@ class IndexReport:
     generation: int
     seconds: float
     problems: tuple[CorpusFileError, ...] = field(default=())
+    #: Files kept at their indexed version because they cannot be read right now.
+    kept: int = 0
+    #: Set when the store was found damaged, moved aside and rebuilt: what was wrong.
+    repaired: str = ""
 
     @property
     def changed(self) -> bool:
@@ -104,6 +122,8 @@ def plan_rebuild(corpus: Corpus, manifest: Manifest | None, embed_model: str, fu
         The plan; ``plan.up_to_date`` says whether there is anything to do.
     """
     hashes = corpus.hashes
+    # A file that exists but cannot be read now (permissions, I/O) is not a deleted file.
+    unreadable = {_source_of(p, corpus.root) for p in corpus.problems if isinstance(p, CorpusFileUnreadableError)}
     reason = ""
     if manifest is None:
         reason = "no index yet"
@@ -114,14 +134,24 @@ def plan_rebuild(corpus: Corpus, manifest: Manifest | None, embed_model: str, fu
     elif full:
         reason = "full rebuild requested"
     old = manifest.files if manifest else {}
+    kept = () if reason else tuple(sorted(s for s in old if s not in hashes and s in unreadable))
     return IndexPlan(
         added=tuple(sorted(s for s in hashes if s not in old)),
         updated=tuple(sorted(s for s in hashes if s in old and old[s].sha256 != hashes[s])),
-        removed=tuple(sorted(s for s in old if s not in hashes)),
+        removed=tuple(sorted(s for s in old if s not in hashes and s not in kept)),
         unchanged=tuple(sorted(s for s in hashes if s in old and old[s].sha256 == hashes[s])),
         full=bool(reason),
         reason=reason,
+        kept=kept,
     )
+
+
+def _source_of(problem: CorpusFileError, root: Path) -> str:
+    """The corpus-relative name of a problem file, as the manifest spells it."""
+    try:
+        return problem.path.relative_to(root).as_posix()
+    except ValueError:
+        return problem.path.as_posix()
 
 
 def chunk_to_node(chunk: Chunk, embedding: Vector | None = None) -> TextNode:
@@ -175,28 +205,103 @@ class Indexer:
             return None
 
     def plan(self, full: bool = False, corpus: Corpus | None = None) -> IndexPlan:
-        """What ``build`` would do now; reads file hashes and the manifest, loads no model."""
-        return plan_rebuild(corpus or self.load_corpus(), self.current_manifest(), self.settings.embed_model, full)
+        """What ``build`` would do now; reads file hashes and the manifest, loads no model.
 
-    def build(self, full: bool = False, progress: Progress | None = None) -> IndexReport:
+        A missing or empty corpus folder with an index in place plans nothing: the index keeps
+        answering as it is (``reason`` says why), and only `build` refuses to run.
+        """
+        manifest = self.current_manifest()
+        try:
+            corpus = corpus or self.load_corpus()
+            if not corpus.documents:
+                raise CorpusError(f"No readable .md or .txt files in {corpus.root}")
+        except CorpusError as exc:
+            if manifest is None:
+                raise
+            logger.warning("%s; answering from the index as it is (generation %d)", exc, manifest.generation)
+            return IndexPlan(
+                (), (), (), tuple(sorted(manifest.files)), False, reason=f"{exc}; the index is kept as it is"
+            )
+        return plan_rebuild(corpus, manifest, self.settings.embed_model, full)
+
+    def unchanged_report(self, manifest: Manifest, problems: tuple[CorpusFileError, ...] = ()) -> IndexReport:
+        """The report of a build that had nothing to do."""
+        return IndexReport(
+            0,
+            0,
+            0,
+            len(manifest.files),
+            0,
+            manifest.chunks,
+            manifest.documents,
+            False,
+            manifest.generation,
+            0.0,
+            problems,
+        )
+
+    def build(
+        self, full: bool = False, progress: Progress | None = None, lock_timeout: float | None = None
+    ) -> IndexReport:
         """Bring the index up to date with the corpus, embedding only new or changed chunks.
+
+        A build that fails leaves the previous generation in charge and removes only what it wrote.
+        A store whose files are damaged (`IndexDamagedError`, or a SQLite check that fails after a
+        store error) is moved aside and rebuilt from the corpus; the report's ``repaired`` says so.
 
         Args:
             full: Re-embed everything, even unchanged files.
             progress: Called as ``progress(done, total)`` while chunks are embedded.
+            lock_timeout: Seconds to wait for another build; the store's `lock_timeout` when None.
 
         Returns:
             What was done.
 
         Raises:
             CorpusError: The corpus folder is missing or has no readable file.
-            IndexLockedError: Another build kept the index locked for too long.
-            StoreError: The Chroma store failed.
+            IndexLockedError: Another build kept the index locked for too long; nothing was touched.
+            StoreError: The Chroma store failed; the previous index is kept.
         """
-        with self.store.build_lock():
-            report = self._build(full, progress)
+        with self.store.build_lock(lock_timeout):
+            try:
+                report = self._build(full, progress)
+            except IndexDamagedError as exc:
+                report = self._repair(str(exc), progress)
+            except StoreError as exc:
+                problem = self.store.integrity_problem()
+                if problem is None:
+                    raise
+                logger.warning("The build failed (%s) on a damaged store", exc)
+                report = self._repair(problem, progress)
             self._compile_model()
         return report
+
+    def repair(self, problem: str, progress: Progress | None = None) -> IndexReport:
+        """Move a damaged store aside and rebuild the index from the corpus (waits for the build lock).
+
+        Args:
+            problem: What was found wrong, for the log and the report.
+            progress: Called as ``progress(done, total)`` while chunks are embedded.
+
+        Returns:
+            The report of the rebuild, with ``repaired`` set; when the store checks out by the time
+            the lock is held (another process repaired it), a plain update.
+        """
+        with self.store.build_lock():
+            current = self.store.integrity_problem()
+            if current is None and self.store.read_manifest() is not None:
+                with contextlib.suppress(IndexDamagedError):
+                    return self._build(False, progress)
+            report = self._repair(current or problem, progress)
+            self._compile_model()
+        return report
+
+    def _repair(self, problem: str, progress: Progress | None) -> IndexReport:
+        logger.warning("The index store is damaged (%s); moving it aside and rebuilding it from the corpus", problem)
+        self.store.quarantine_local()
+        self.store.manifest_path.unlink(missing_ok=True)  # it names collections that went with the store
+        report = self._build(True, progress)
+        return dataclasses.replace(report, repaired=problem)
 
     def _build(self, full: bool, progress: Progress | None) -> IndexReport:
         started = time.perf_counter()
@@ -209,30 +314,30 @@ class Indexer:
             )
         manifest = self.current_manifest()
         plan = plan_rebuild(corpus, manifest, self.settings.embed_model, full)
+        if manifest is not None and not plan.full:
+            unusable = self._unusable(manifest)
+            if unusable:
+                plan = plan_rebuild(corpus, manifest, self.settings.embed_model, full=True)
+                plan = dataclasses.replace(plan, reason=unusable)
+        for source in plan.kept:
+            logger.warning("Keeping the indexed version of %s: it cannot be read now", printable_path(source))
         if plan.up_to_date and manifest is not None:
             logger.info("Index is up to date (generation %d)", manifest.generation)
-            return IndexReport(
-                0,
-                0,
-                0,
-                len(plan.unchanged),
-                0,
-                manifest.chunks,
-                manifest.documents,
-                False,
-                manifest.generation,
-                time.perf_counter() - started,
-                corpus.problems,
+            return dataclasses.replace(
+                self.unchanged_report(manifest, corpus.problems),
+                unchanged=len(plan.unchanged),
+                kept=len(plan.kept),
+                seconds=time.perf_counter() - started,
             )
         if plan.full:
             logger.info("Full rebuild: %s", plan.reason)
-        generation = manifest.generation + 1 if manifest else 1
+        generation = self._next_generation(manifest)
         try:
             embedded, new_manifest = self._write_generation(corpus, manifest, plan, generation, progress)
+            self.store.write_manifest(new_manifest)
         except BaseException:
             self._discard(generation)
             raise
-        self.store.write_manifest(new_manifest)
         self.store.collect_garbage(new_manifest)
         return IndexReport(
             added=len(plan.added),
@@ -246,7 +351,36 @@ class Indexer:
             generation=generation,
             seconds=time.perf_counter() - started,
             problems=corpus.problems,
+            kept=len(plan.kept),
         )
+
+    def _unusable(self, manifest: Manifest) -> str:
+        """Why the current generation cannot answer, judged from files alone (no Chroma import), or ''.
+
+        Raises:
+            IndexDamagedError: The embedded store's SQLite file fails its integrity check.
+        """
+        bm25 = self.store.bm25_dir(manifest.generation)
+        if not (bm25 / "retriever.json").is_file():
+            return f"the keyword index of generation {manifest.generation} is missing"
+        if manifest.store != self.store.location:
+            return f"the index was built in another store ({manifest.store})"
+        if not self.store.chroma_url:
+            if not (self.store.index_dir / "chroma" / "chroma.sqlite3").is_file():
+                return "the Chroma store is missing"
+            problem = self.store.integrity_problem()
+            if problem:
+                raise IndexDamagedError(f"The Chroma store is damaged ({problem})")
+        return ""
+
+    def _next_generation(self, manifest: Manifest | None) -> int:
+        """One past the newest generation named by the manifest or found on disk (never reuse a pinned one)."""
+        found = [manifest.generation] if manifest else []
+        for path in self.store.index_dir.glob("bm25-g*"):
+            rest = path.name[len("bm25-g") :].removesuffix(".tmp")
+            if rest.isdigit():
+                found.append(int(rest))
+        return max(found, default=0) + 1
 
     def _compile_model(self) -> None:
         """Export the embedding model to ONNX beside the index, once, so answering never needs torch."""
@@ -276,6 +410,9 @@ class Indexer:
             known = {cid for entry in manifest.files.values() for cid in entry.chunk_ids}
             wanted = [n.node_id for n in nodes if n.node_id in known]
             reusable = self._existing_embeddings(manifest.collection, wanted)
+        kept_nodes = self._kept_nodes(manifest, plan.kept)
+        nodes.extend(kept_nodes)
+        reusable.update({n.node_id: n.embedding for n in kept_nodes if n.embedding is not None})
         to_embed = [n for n in nodes if n.node_id not in reusable]
         logger.info("Embedding %d of %d chunks (%d reused)", len(to_embed), len(nodes), len(reusable))
 
@@ -311,21 +448,46 @@ class Indexer:
             embed_model=self.settings.embed_model,
             chunker_version=CHUNKER_VERSION,
             files={
-                doc.source: FileEntry(doc.sha256, tuple(c.id for c in chunks_by_file[doc.source]))
-                for doc in corpus.documents
+                **{source: manifest.files[source] for source in plan.kept if manifest is not None},
+                **{
+                    doc.source: FileEntry(doc.sha256, tuple(c.id for c in chunks_by_file[doc.source]))
+                    for doc in corpus.documents
+                },
             },
             chunks=len(nodes),
-            documents=len(corpus.documents),
+            documents=len(corpus.documents) + len(plan.kept),
             built_at=time.time(),
             store=self.store.location,
         )
         return len(to_embed), new_manifest
+
+    def _kept_nodes(self, manifest: Manifest | None, kept: Sequence[str]) -> list[TextNode]:
+        """The indexed chunks of files that cannot be read now, with their vectors, from the current generation."""
+        if manifest is None or not kept:
+            return []
+        from llama_index.core.vector_stores.utils import metadata_dict_to_node
+
+        ids = [cid for source in kept for cid in manifest.files[source].chunk_ids]
+        got = self.store.collection(manifest.collection).get(ids=ids, include=["embeddings", "documents", "metadatas"])
+        nodes = []
+        for vector, text, metadata in zip(got["embeddings"], got["documents"], got["metadatas"], strict=True):
+            node = metadata_dict_to_node(dict(metadata), text=text)
+            node.embedding = [float(x) for x in vector]
+            nodes.append(node)
+        if len(nodes) != len(ids):
+            raise IndexCorruptError(
+                f"Generation {manifest.generation} lacks {len(ids) - len(nodes)} chunks of the files kept "
+                f"({', '.join(kept)}). Run `assistant index --full`."
+            )
+        return nodes
 
     def _existing_embeddings(self, collection_name: str, ids: Sequence[str]) -> dict[str, Vector]:
         if not ids:
             return {}
         try:
             collection = self.store.collection(collection_name)
+        except IndexDamagedError:
+            raise
         except IndexCorruptError as exc:
             logger.warning("Cannot reuse embeddings, re-embedding everything: %s", exc)
             return {}
@@ -353,11 +515,15 @@ class Indexer:
         tmp.rename(target)
 
     def _discard(self, generation: int) -> None:
-        """Best-effort removal of a generation whose build failed; the manifest never named it."""
+        """Best-effort removal of what a failed build wrote; the manifest never named it."""
         logger.warning("Index build failed; keeping the previous index")
-        with contextlib.suppress(Exception):  # the collection may never have been created
+        with contextlib.suppress(BaseException):  # the collection may never have been created
             self.store.client.delete_collection(f"chunks-g{generation}")
-        shutil.rmtree(self.store.bm25_dir(generation), ignore_errors=True)
+        bm25 = self.store.bm25_dir(generation)
+        shutil.rmtree(bm25, ignore_errors=True)
+        shutil.rmtree(bm25.with_name(bm25.name + ".tmp"), ignore_errors=True)
+        with contextlib.suppress(BaseException):
+            self.store.remove_orphan_segments()
 
 
 class _ChromaWriter:

@@ -12,6 +12,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from .errors import IndexCorruptError, IndexLockedError, StoreError
+from .errors import IndexCorruptError, IndexDamagedError, IndexLockedError, StoreError
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -33,6 +34,58 @@ logger = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = 1
 COLLECTION_PREFIX = "chunks-g"
+
+#: Seconds a build waits for another build's lock before `IndexLockedError` (``ASSISTANT_LOCK_TIMEOUT``).
+DEFAULT_LOCK_TIMEOUT = 600.0
+
+#: Damaged stores moved aside (``chroma.broken-*``) that are kept for inspection; older ones are deleted.
+KEEP_BROKEN_COPIES = 1
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _lock_timeout_from_env() -> float:
+    raw = os.environ.get("ASSISTANT_LOCK_TIMEOUT", "")
+    try:
+        return float(raw) if raw else DEFAULT_LOCK_TIMEOUT
+    except ValueError:
+        logger.warning("ASSISTANT_LOCK_TIMEOUT=%r is not a number; waiting %.0f s", raw, DEFAULT_LOCK_TIMEOUT)
+        return DEFAULT_LOCK_TIMEOUT
+
+
+class GenerationPin:
+    """A shared lock on one generation's pin file: while held, garbage collection keeps that generation.
+
+    A process that answers from a generation holds its pin; flock releases it when the process dies,
+    so a crashed reader never keeps a generation forever.
+    """
+
+    def __init__(self, path: Path, generation: int) -> None:
+        self.generation = generation
+        self.path = path
+        self._fh: Any = None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(5):
+            fh = open(path, "a+")  # noqa: SIM115 - held open until release()
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
+            try:  # garbage collection may have removed the file while we waited: pin the file in place
+                if os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino:
+                    self._fh = fh
+                    return
+            except FileNotFoundError:
+                pass
+            fh.close()
+        raise StoreError(f"Cannot pin index generation {generation} in {path.parent}")
+
+    def release(self) -> None:
+        """Let garbage collection remove the generation (once no other reader holds it)."""
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.close()
+            self._fh = None
+
+    def __del__(self) -> None:
+        self.release()
 
 
 @dataclass(frozen=True)
@@ -81,9 +134,11 @@ class Manifest:
 class Store:
     """The index folder and the Chroma store behind it."""
 
-    def __init__(self, index_dir: Path, chroma_url: str | None = None) -> None:
+    def __init__(self, index_dir: Path, chroma_url: str | None = None, lock_timeout: float | None = None) -> None:
         self.index_dir = Path(index_dir)
         self.chroma_url = chroma_url
+        #: Seconds `build_lock` waits by default; ``ASSISTANT_LOCK_TIMEOUT`` or 600.
+        self.lock_timeout = _lock_timeout_from_env() if lock_timeout is None else lock_timeout
         self._client: ClientAPI | None = None
         self._max_batch_size: int | None = None
 
@@ -150,12 +205,17 @@ class Store:
     # -- locking ----------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def build_lock(self, timeout: float = 600.0) -> Iterator[None]:
+    def build_lock(self, timeout: float | None = None) -> Iterator[None]:
         """Hold the index's build lock, waiting up to ``timeout`` seconds for another build.
 
+        Args:
+            timeout: Seconds to wait; `lock_timeout` when None; 0 tries once.
+
         Raises:
-            IndexLockedError: Another build held the lock for longer than ``timeout``.
+            IndexLockedError: Another build held the lock for longer than ``timeout``. This says
+                nothing about the index itself, which stays as it is.
         """
+        timeout = self.lock_timeout if timeout is None else timeout
         self.index_dir.mkdir(parents=True, exist_ok=True)
         with open(self.index_dir / ".lock", "a+") as fh:
             deadline = time.monotonic() + timeout
@@ -166,14 +226,46 @@ class Store:
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         raise IndexLockedError(
-                            f"Another process is rebuilding the index in {self.index_dir}. "
-                            "Wait for it to finish, then try again."
+                            f"Another process is rebuilding the index in {self.index_dir} "
+                            f"(waited {timeout:g} s). Wait for it to finish, then try again."
                         ) from None
                     time.sleep(0.1)
             try:
                 yield
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def build_running(self) -> bool:
+        """Whether another process (or thread) holds the build lock right now."""
+        try:
+            with self.build_lock(timeout=0):
+                return False
+        except IndexLockedError:
+            return True
+
+    # -- generations in use -----------------------------------------------------------------
+
+    def _pin_path(self, generation: int) -> Path:
+        return self.index_dir / ".readers" / f"g{generation}"
+
+    def pin(self, generation: int) -> GenerationPin:
+        """Keep ``generation`` from garbage collection until the pin is released (or the process ends)."""
+        return GenerationPin(self._pin_path(generation), generation)
+
+    def pinned(self, generation: int) -> bool:
+        """Whether some process holds a pin on ``generation``."""
+        path = self._pin_path(generation)
+        try:
+            fh = open(path)  # noqa: SIM115
+        except FileNotFoundError:
+            return False
+        with fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            return False
 
     # -- Chroma -----------------------------------------------------------------------------
 
@@ -205,8 +297,18 @@ class Store:
             return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
         except StoreError:
             raise
-        except Exception as exc:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # Chroma's Rust core panics (a BaseException) on a malformed file
             where = self.chroma_url or str(self.index_dir / "chroma")
+            if not self.chroma_url:
+                self._forget_local_system()
+                problem = self.integrity_problem()
+                if problem:
+                    raise IndexDamagedError(
+                        f"The Chroma store at {where} is damaged ({problem}). "
+                        "Run `assistant index` to move it aside and rebuild it from the corpus."
+                    ) from exc
             raise StoreError(
                 f"Cannot open the Chroma store at {where}: {exc}. "
                 + (
@@ -226,15 +328,66 @@ class Store:
                 self._max_batch_size = 5461
         return self._max_batch_size
 
+    def _forget_local_system(self) -> None:
+        """Drop Chroma's cached store for our folder, so the next client opens the files afresh.
+
+        Chroma keeps one store per path and process; one that failed to start, or whose folder was
+        moved aside, would otherwise be handed out again (``'RustBindingsAPI' object has no attribute
+        'bindings'``).
+        """
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        key = str(self.index_dir / "chroma")
+        system = SharedSystemClient._identifier_to_system.pop(key, None)
+        SharedSystemClient._identifier_to_refcount.pop(key, None)
+        if system is not None:
+            with contextlib.suppress(BaseException):
+                system.stop()
+        self._client = None
+
+    def integrity_problem(self) -> str | None:
+        """What is wrong with the embedded store's SQLite file, or None when it checks out (or is remote).
+
+        Runs SQLite's ``quick_check``, which reads the whole file: called after a failure, not on
+        every open.
+        """
+        if self.chroma_url:
+            return None
+        path = self.index_dir / "chroma" / "chroma.sqlite3"
+        if not path.exists():
+            return None
+        import sqlite3
+
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
+                rows = db.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            if "locked" in str(exc):
+                return None
+            return f"{path.name}: {exc}"
+        if rows != [("ok",)]:
+            return f"{path.name}: {'; '.join(str(r[0]) for r in rows[:3])}"
+        return None
+
     def collection(self, name: str) -> Collection:
         """An existing collection.
 
         Raises:
+            IndexDamagedError: The store's files are damaged.
             IndexCorruptError: The collection is missing or unreadable.
         """
+        client = self.client
         try:
-            return self.client.get_collection(name)
-        except Exception as exc:
+            return client.get_collection(name)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # a Rust panic, for a damaged file
+            problem = self.integrity_problem()
+            if problem:
+                raise IndexDamagedError(
+                    f"The Chroma store at {self.index_dir / 'chroma'} is damaged ({problem}). "
+                    "Run `assistant index` to move it aside and rebuild it from the corpus."
+                ) from exc
             raise IndexCorruptError(
                 f"The index collection {name!r} is missing from the Chroma store ({exc}). "
                 "Run `assistant index --full` to rebuild it."
@@ -250,10 +403,13 @@ class Store:
             raise StoreError(f"Cannot create collection {name!r} in the Chroma store: {exc}") from exc
 
     def collect_garbage(self, keep: Manifest) -> None:
-        """Remove generations older than the one before ``keep``, and leftovers of failed builds.
+        """Bound what stays on disk: old generations, their files, and leftovers of failed builds.
 
-        The generation just before ``keep`` stays, so a reader that opened it a moment ago
-        can finish its queries.
+        Kept: ``keep``, the generation just before it (a reader that opened it a moment ago can
+        finish its queries), and any generation a live process has pinned (`pin`). Removed: other
+        collections and BM25 folders, HNSW folders of collections that no longer exist, pin files
+        of removed generations, temporary manifests and BM25 folders, and all but the newest
+        damaged store moved aside. Call it under the build lock.
         """
         keep_gens = {keep.generation, keep.generation - 1}
         try:
@@ -262,32 +418,95 @@ class Store:
             logger.warning("Could not list old collections to clean up: %s", exc)
             names = []
         for name in names:
-            if name.startswith(COLLECTION_PREFIX):
-                gen = name[len(COLLECTION_PREFIX) :]
-                if gen.isdigit() and int(gen) not in keep_gens:
-                    with contextlib.suppress(Exception):
-                        self.client.delete_collection(name)
+            gen = _generation_of(name, COLLECTION_PREFIX)
+            if gen is not None and gen not in keep_gens:
+                if self.pinned(gen):
+                    logger.info("Keeping index generation %d: a running process still answers from it", gen)
+                    continue
+                with contextlib.suppress(Exception):
+                    self.client.delete_collection(name)
         for path in self.index_dir.glob("bm25-g*"):
-            gen = path.name[len("bm25-g") :]
-            if gen.isdigit() and int(gen) not in keep_gens:
+            gen = _generation_of(path.name, "bm25-g")
+            if path.name.endswith(".tmp") or (gen is not None and gen not in keep_gens and not self.pinned(gen)):
                 shutil.rmtree(path, ignore_errors=True)
+        self._remove_stale_pins(keep_gens)
+        for path in self.index_dir.glob(".manifest-*.json"):  # manifests are written under this lock
+            with contextlib.suppress(OSError):
+                path.unlink()
+        for path in sorted(self.index_dir.glob("chroma.broken-*"))[: -KEEP_BROKEN_COPIES or None]:
+            logger.info("Removing an old damaged copy of the store, %s", path)
+            shutil.rmtree(path, ignore_errors=True)
+        self.remove_orphan_segments()
+
+    def _remove_stale_pins(self, keep_gens: set[int]) -> None:
+        for path in (self.index_dir / ".readers").glob("g*"):
+            gen = _generation_of(path.name, "g")
+            if gen is None or gen in keep_gens:
+                continue
+            with open(path) as fh:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def remove_orphan_segments(self) -> list[Path]:
+        """Delete HNSW folders that no collection of the embedded store uses any more.
+
+        Chroma's ``delete_collection`` drops a collection from its SQLite catalogue but leaves its
+        vector folder on disk (one folder per build: 2 -> 11 folders after 10 rebuilds). Folders are
+        matched against the catalogue's segments; when it cannot be read, nothing is removed.
+
+        Returns:
+            The folders removed.
+        """
+        chroma = self.index_dir / "chroma"
+        db = chroma / "chroma.sqlite3"
+        if self.chroma_url or not db.exists():
+            return []
+        import sqlite3
+
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
+                live = {row[0] for row in conn.execute("SELECT id FROM segments")}
+        except sqlite3.Error as exc:
+            logger.warning("Could not read the store's catalogue to remove unused vector folders: %s", exc)
+            return []
+        removed = []
+        for path in chroma.iterdir():
+            if path.is_dir() and _UUID.match(path.name) and path.name not in live:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        return removed
 
     def quarantine_local(self) -> Path | None:
-        """Move a broken embedded store aside so a rebuild can start clean; returns where it went."""
+        """Move a damaged embedded store aside so a rebuild can start clean; returns where it went.
+
+        Only for a store whose files are damaged (`IndexDamagedError`): every generation in it goes.
+        """
         if self.chroma_url:
             return None
         if self._client is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(BaseException):
                 self._client.close()
-            self._client = None
+        self._forget_local_system()
         broken = self.index_dir / "chroma"
         if not broken.exists():
             return None
-        target = self.index_dir / f"chroma.broken-{int(time.time())}"
+        target = self.index_dir / f"chroma.broken-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         broken.rename(target)
-        logger.warning("Moved the damaged Chroma store to %s; rebuilding from the corpus", target)
+        logger.warning("Moved the damaged Chroma store to %s; rebuilding it from the corpus", target)
         return target
 
     def describe(self) -> dict[str, Any]:
         """Where the store is, for status displays."""
         return {"index_dir": str(self.index_dir), "chroma": self.location}
+
+
+def _generation_of(name: str, prefix: str) -> int | None:
+    """The generation number in ``chunks-g12`` or ``bm25-g12``, or None for other names."""
+    if not name.startswith(prefix):
+        return None
+    rest = name[len(prefix) :]
+    return int(rest) if rest.isdigit() else None

@@ -185,7 +185,7 @@ def test_two_builds_at_once_leave_one_consistent_index(
 
 
 def test_bad_files_are_skipped_and_named(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
-    (mini_corpus / "broken.txt").write_bytes(b"\xff\xfe not utf-8 \xff")
+    (mini_corpus / "broken.txt").write_bytes(b"caf\xe9 not utf-8 \xff")  # (a leading FF FE would be UTF-16)
     (mini_corpus / "empty.md").write_text("")
 
     report = _indexer(settings, embedder).build()
