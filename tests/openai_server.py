@@ -30,13 +30,30 @@ class OpenAIServer:
         status: HTTP status to answer with; anything but 200 sends an OpenAI-style error body.
         delay: Seconds to wait before answering (to provoke client timeouts).
         chunk_size: Characters per streamed delta.
+        chunk_delay: Seconds between streamed deltas (a slow model).
+        die_after: Streamed deltas after which the connection is dropped mid-answer (a crashed server).
+
+    ``disconnects`` counts streams the client closed before the end (a closed request stops the
+    generation on a real server); ``sent`` counts the deltas written to streams.
     """
 
-    def __init__(self, reply: Reply = "", status: int = 200, delay: float = 0.0, chunk_size: int = 7) -> None:
+    def __init__(
+        self,
+        reply: Reply = "",
+        status: int = 200,
+        delay: float = 0.0,
+        chunk_size: int = 7,
+        chunk_delay: float = 0.0,
+        die_after: int | None = None,
+    ) -> None:
         self.reply = reply
         self.status = status
         self.delay = delay
         self.chunk_size = chunk_size
+        self.chunk_delay = chunk_delay
+        self.die_after = die_after
+        self.disconnects = 0
+        self.sent = 0
         self.requests: list[dict[str, Any]] = []
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
@@ -111,6 +128,13 @@ class OpenAIServer:
                 pieces = [text[i : i + server.chunk_size] for i in range(0, len(text), server.chunk_size)]
                 deltas = [{"role": "assistant", "content": ""}] + [{"content": p} for p in pieces]
                 for n, delta in enumerate(deltas + [{}]):
+                    if server.die_after is not None and n > server.die_after:
+                        error = {"error": {"message": "the model crashed", "type": "server_error"}}
+                        self.wfile.write(f"data: {json.dumps(error)}\n\n".encode())  # what the client sees
+                        self.wfile.flush()
+                        return
+                    if server.chunk_delay and n:
+                        time.sleep(server.chunk_delay)
                     chunk = {
                         "id": "chatcmpl-fake",
                         "object": "chat.completion.chunk",
@@ -120,8 +144,13 @@ class OpenAIServer:
                             {"index": 0, "delta": delta, "finish_reason": "stop" if n == len(deltas) else None}
                         ],
                     }
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                    self.wfile.flush()
+                    try:
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                    except OSError:  # the client closed the request
+                        server.disconnects += 1
+                        return
+                    server.sent += 1
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
 
