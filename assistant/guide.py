@@ -351,10 +351,7 @@ class GuideSession:
         if _RESTART.match(text):
             return self.restart()
         self.history.append({"role": "user", "content": text})
-        if _WHY.match(text) or _WHAT.match(text):
-            step = self._explain()
-        else:
-            step = self._advance(text)
+        step = self._explain() if _WHY.match(text) or _WHAT.match(text) else self._advance(text)
         step = replace(step, turn=self.turn)
         said_back = "\n\n".join(x for x in (step.message, step.question) if x)
         self.history.append({"role": "assistant", "content": said_back or "Here is my recommendation."})
@@ -382,7 +379,7 @@ class GuideSession:
         return self._next(message)
 
     def _option_by_number(self, text: str, pending: str) -> str:
-        """"2" for the second quick reply; the text unchanged otherwise."""
+        """ "2" for the second quick reply; the text unchanged otherwise."""
         m = _NUMBER.match(text)
         options = self._current_question().options
         if m and 1 <= int(m.group(1)) <= len(options):
@@ -402,11 +399,7 @@ class GuideSession:
             dropped = list(self.tentative.values())
             self.tentative = {}
             self._pending = CORRECT
-            message = (
-                f"I set aside what I was unsure of ({'; '.join(f.detail for f in dropped)})."
-                if dropped
-                else ""
-            )
+            message = f"I set aside what I was unsure of ({'; '.join(f.detail for f in dropped)})." if dropped else ""
             return self._question_step(self._correct_question(), message)
         if found:  # a correction typed straight away
             self.tentative = {}
@@ -434,7 +427,9 @@ class GuideSession:
             accepts = "Type the fact in your own words, for example “we have about 2,000 labelled examples”"
         if q.factor in FACTORS:
             accepts += ", or “not sure”"
-        message = f"I could not match “{shown}” to an answer to this question. {accepts}. Ask “what do you mean?” for more."
+        message = (
+            f"I could not match “{shown}” to an answer to this question. {accepts}. Ask “what do you mean?” for more."
+        )
         return self._question_step(q, message)
 
     def _record(self, found: list[Fact]) -> list[Fact]:
