@@ -102,11 +102,12 @@ class Embedder:
         """The ONNX export in use for questions and short texts, if any."""
         return self._compiled
 
-    def compile_to(self, folder: Path) -> bool:
+    def compile_to(self, folder: Path, force: bool = False) -> bool:
         """Make sure ``folder`` holds an ONNX export of this model, writing one if not.
 
         An export this embedder already uses is copied; otherwise the model is exported, which
-        imports torch.
+        imports torch. ``force`` exports again even when the folder's files look current (a
+        damaged export whose file dates did not move).
 
         Returns:
             True when an export was written; False when it was current already, or this model
@@ -117,9 +118,9 @@ class Embedder:
         """
         from .onnx_encoder import copy_export, export, is_current
 
-        if self.source_dir is None or is_current(folder, self.source_dir):
+        if self.source_dir is None or (not force and is_current(folder, self.source_dir, verify=True)):
             return False
-        if self._compiled is not None and is_current(self._compiled.folder, self.source_dir):
+        if not force and self._compiled is not None and is_current(self._compiled.folder, self.source_dir, verify=True):
             copy_export(self._compiled.folder, folder)
         else:
             export(self.source_dir, folder)
@@ -136,11 +137,12 @@ class Embedder:
         if self.source_dir is None or not is_current(folder, self.source_dir):
             return False
         if self._compiled is not None and is_current(self._compiled.folder, self.source_dir):
-            return True  # the same weights, already loaded
+            return True  # the same weights, already loaded and checked
         try:
             self._compiled = OnnxEncoder(folder)
-        except Exception as exc:  # a damaged export: answer with the torch model instead
+        except Exception as exc:  # a damaged export: answer with the torch model until it is redone
             logger.warning("Cannot use the ONNX export in %s (%s); using the torch model", folder, exc)
+            self._compiled = None
             return False
         return True
 

@@ -212,7 +212,25 @@ class Assistant:
                 self.indexer.build(full=True)
             return self._switch("the index was damaged and has been rebuilt")
         finally:
-            self.embedder.use_compiled(self.store.compiled_model_dir)
+            self._use_compiled()
+
+    def _use_compiled(self) -> None:
+        """Embed questions with the index's ONNX export; export it again now if it is damaged."""
+        folder = self.store.compiled_model_dir
+        if self.embedder.use_compiled(folder) or self.embedder.source_dir is None:
+            return
+        if not (folder / "meta.json").exists():
+            return  # never exported here (or the export failed): the next build makes one
+        try:
+            with self.store.build_lock(timeout=0):
+                self.embedder.compile_to(folder, force=True)
+            logger.warning("Exported the embedding model to %s again: the export was damaged or stale", folder)
+        except IndexLockedError:
+            return  # a build is running; it checks the export itself
+        except AssistantError as exc:
+            logger.warning("%s; questions are embedded with the torch model", exc)
+            return
+        self.embedder.use_compiled(folder)
 
     def _switch(self, reason: str, only_if_changed: bool = False) -> IndexSwitch | None:
         with self._swap:

@@ -6,12 +6,16 @@ the model's transformer once into the index folder; every later process embeds q
 answer sentences with the export, and the vectors match sentence-transformers' (mean pooling,
 then L2 normalisation) to float precision, so they search the same index.
 
-An export records which weights it came from; one that does not match the model in use, or that
-a crash left half-written, is ignored and rebuilt by the next `assistant index`.
+An export records which weights it came from, the size and SHA-256 of its ``model.onnx``, and the
+vector it gives a fixed probe text. One that does not match the model in use, that a crash left
+half-written, whose file was changed since (truncated, overwritten: checked by size, then by
+checksum whenever the file's modification time moved), or that no longer reproduces its probe
+vector when loaded (a flipped bit gives NaN or wrong vectors), is not used and is exported again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -30,9 +34,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Bumped when the export's layout or meaning changes; older exports are then ignored.
-FORMAT = 1
+FORMAT = 2
 WEIGHTS = "model.safetensors"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+#: Embedded at export and on every load; a loaded export must give the recorded vector back.
+PROBE_TEXT = "Prompt engineering or fine-tuning: a known sentence to check the export with."
+#: Largest difference allowed between the recorded and the reproduced probe vector. Exports agree
+#: with torch to within 1e-5 (tests/test_onnx_encoder.py); ten times that is still far below what
+#: a damaged weight changes.
+PROBE_TOLERANCE = 1e-4
 
 
 def source_fingerprint(source_dir: Path) -> dict[str, object]:
@@ -97,6 +108,9 @@ def export(source_dir: Path, target: Path) -> None:
         shutil.copy2(source_dir / "tokenizer.json", work / "tokenizer.json")
         meta = source_fingerprint(source_dir) | {"max_seq_length": max_seq_length(source_dir)}
         (work / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        probe = OnnxEncoder(work, check=False).encode([PROBE_TEXT])[0]
+        meta |= _file_record(work / "model.onnx") | {"probe": [round(float(x), 7) for x in probe]}
+        (work / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         shutil.rmtree(target, ignore_errors=True)
         _install(work, target)
     except Exception as exc:
@@ -104,6 +118,16 @@ def export(source_dir: Path, target: Path) -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     logger.info("Exported the embedding model to %s", target)
+
+
+def _file_record(path: Path) -> dict[str, object]:
+    """Size, modification time and SHA-256 of the exported model file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    stat = path.stat()
+    return {"onnx_bytes": stat.st_size, "onnx_mtime_ns": stat.st_mtime_ns, "onnx_sha256": digest.hexdigest()}
 
 
 def _workdir(target: Path) -> Path:
@@ -128,31 +152,56 @@ def copy_export(source: Path, target: Path) -> None:
     """Copy an export to another index folder (hard links where the file system allows), atomically."""
     work = _workdir(target)
     try:
-        for name in ("model.onnx", "tokenizer.json", "meta.json"):
-            try:
-                os.link(source / name, work / name)
-            except OSError:  # another file system, or no hard links: copy
-                shutil.copy2(source / name, work / name)
+        try:  # the 86 MiB model is linked; the small files are copied, so each folder owns its records
+            os.link(source / "model.onnx", work / "model.onnx")
+        except OSError:  # another file system, or no hard links: copy
+            shutil.copy2(source / "model.onnx", work / "model.onnx")
+        for name in ("tokenizer.json", "meta.json"):
+            shutil.copy2(source / name, work / name)
         _install(work, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def is_current(folder: Path, source_dir: Path) -> bool:
-    """Whether ``folder`` holds a complete export of the weights in ``source_dir``."""
+def is_current(folder: Path, source_dir: Path, verify: bool = False) -> bool:
+    """Whether ``folder`` holds a complete, unchanged export of the weights in ``source_dir``.
+
+    Args:
+        folder: The export.
+        source_dir: The model folder it should come from.
+        verify: Also check ``model.onnx``'s SHA-256 when its modification time is not the one
+            recorded at export (0.2 s for the 86 MiB file; skipped when the file was not touched).
+    """
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
         fingerprint = source_fingerprint(source_dir)
+        onnx = (folder / "model.onnx").stat()
     except (OSError, ValueError):
         return False
-    complete = (folder / "model.onnx").is_file() and (folder / "tokenizer.json").is_file()
-    return complete and all(meta.get(key) == value for key, value in fingerprint.items())
+    complete = (folder / "tokenizer.json").is_file() and onnx.st_size == meta.get("onnx_bytes")
+    if not (complete and all(meta.get(key) == value for key, value in fingerprint.items())):
+        return False
+    if verify and onnx.st_mtime_ns != meta.get("onnx_mtime_ns"):
+        try:
+            return _file_record(folder / "model.onnx")["onnx_sha256"] == meta.get("onnx_sha256")
+        except OSError:
+            return False
+    return True
 
 
 class OnnxEncoder:
     """Embeds texts with an export made by `export`: mean pooling and L2 normalisation, as the model does."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, check: bool = True) -> None:
+        """Load an export.
+
+        Args:
+            folder: The export's folder.
+            check: Embed the probe text and compare with the vector recorded at export.
+
+        Raises:
+            EmbeddingModelError: The export does not reproduce its probe vector (damaged weights).
+        """
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -166,6 +215,21 @@ class OnnxEncoder:
         self._tokenizer.enable_truncation(int(meta["max_seq_length"]))
         self._tokenizer.enable_padding(pad_id=0, pad_type_id=0, pad_token="[PAD]")  # to the longest in a batch
         self.folder = folder
+        if check:
+            self._check(meta)
+
+    def _check(self, meta: dict[str, object]) -> None:
+        import numpy as np
+
+        expected = np.asarray(meta.get("probe") or [], dtype=np.float32)
+        got = self.encode([PROBE_TEXT])[0]
+        if expected.shape != got.shape or not np.all(np.isfinite(got)):
+            error = "no finite vector" if expected.shape == got.shape else "no recorded probe vector"
+        elif (diff := float(np.abs(got - expected).max())) > PROBE_TOLERANCE:
+            error = f"its probe vector is off by {diff:.2g}"
+        else:
+            return
+        raise EmbeddingModelError(f"The ONNX export in {self.folder} is damaged ({error}); it will be exported again")
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Unit vectors for ``texts``, one row each, in order.

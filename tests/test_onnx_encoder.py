@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from assistant import Assistant, Settings
 from assistant.embeddings import Embedder
+from assistant.errors import EmbeddingModelError
 from assistant.onnx_encoder import OnnxEncoder, is_current
 
 TEXTS = [
@@ -92,3 +94,55 @@ def test_answers_come_from_the_export_without_importing_torch(
     assert result["loaded"] == []
     assert result["ids"] == [p.id for p in expected.citations]
     assert result["text"] == expected.text
+
+
+def _damage(path: Path, keep_mtime: bool) -> None:
+    """2,000 random 4-byte runs over the weights, as the security review did (keeping the file date if asked)."""
+    stat = path.stat()
+    rng = np.random.default_rng(7)
+    with open(path, "r+b") as fh:
+        for offset in rng.integers(stat.st_size // 10, stat.st_size - 4, size=2000):
+            fh.seek(int(offset))
+            fh.write(rng.bytes(4))
+    if keep_mtime:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_a_damaged_export_is_detected_by_size_checksum_or_probe_vector(export_dir: Path, tmp_path: Path) -> None:
+    source = Embedder.from_defaults(Settings()).source_dir
+    assert source is not None
+    meta = json.loads((export_dir / "meta.json").read_text())
+    assert meta["onnx_bytes"] == (export_dir / "model.onnx").stat().st_size and len(meta["onnx_sha256"]) == 64
+    assert len(meta["probe"]) == 384
+    copies = {}
+    for name in ("truncated", "rewritten", "rotten"):
+        copies[name] = tmp_path / name
+        shutil.copytree(export_dir, copies[name])  # real copies: the module's export stays intact
+    model = copies["truncated"] / "model.onnx"
+    model.write_bytes(model.read_bytes()[:1_000_000])
+    _damage(copies["rewritten"] / "model.onnx", keep_mtime=False)
+    _damage(copies["rotten"] / "model.onnx", keep_mtime=True)  # silent corruption: same size, same date
+
+    assert not is_current(copies["truncated"], source)  # size, checked on every open
+    assert is_current(copies["rewritten"], source) and not is_current(copies["rewritten"], source, verify=True)
+    assert is_current(copies["rotten"], source, verify=True)  # nothing on disk says so ...
+    with pytest.raises(EmbeddingModelError, match="is damaged"):
+        OnnxEncoder(copies["rotten"])  # ... but it no longer gives its probe vector back
+    assert OnnxEncoder(export_dir).encode(["x"]).shape == (1, 384)
+
+
+def test_an_assistant_exports_a_damaged_model_again_and_answers_with_finite_scores(
+    mini_corpus: Path, settings: Settings, embedder: Embedder, export_dir: Path
+) -> None:
+    Assistant.open(settings, embedder=embedder)
+    folder = settings.index_dir / "model-onnx"
+    shutil.rmtree(folder)
+    shutil.copytree(export_dir, folder)  # a private copy, never a hard link to the shared export
+    _damage(folder / "model.onnx", keep_mtime=True)
+
+    bot = Assistant.open(settings, embedder=Embedder.from_defaults(Settings()))  # a new process, in effect
+
+    assert bot.embedder.compiled is not None and bot.embedder.compiled.folder == folder
+    passages = bot.retrieve("What is LoRA?", k=3)
+    assert all(np.isfinite(p.similarity) for p in passages) and passages[0].source == "lora.md"
+    assert OnnxEncoder(folder).encode(["x"]).shape == (1, 384)  # the redone export checks out
