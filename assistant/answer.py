@@ -13,6 +13,7 @@ off-topic question never reaches the LLM.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,6 @@ from .errors import LLMError
 from .followup import rewrite_followup
 from .llm import (
     CONDENSE_SHARE,
-    DEFAULT_TOPIC,
     Budget,
     GenerationOptions,
     MarkerFilter,
@@ -37,7 +37,8 @@ from .llm import (
     tidy,
     valid_standalone,
 )
-from .refusal import RefusalPolicy
+from .profile import CorpusProfile
+from .refusal import Background, RefusalPolicy
 from .retrieval import HybridRetriever, Passage
 from .validation import Message, validate_history, validate_question
 
@@ -51,18 +52,14 @@ logger = logging.getLogger(__name__)
 
 EXTRACTIVE = "extractive"
 
-#: Questions the corpus answers well, offered when a question is out of scope.
-EXAMPLE_QUESTIONS = (
-    "What is the difference between prompt engineering and fine-tuning?",
-    "How long does fine-tuning take?",
-    "What are the limitations of prompt engineering?",
-)
 
-REFUSAL = (
-    "I can only answer questions about prompt engineering and fine-tuning of large language models, "
-    "from the documents I was given, and they do not cover this question. You could ask, for example:\n"
-    + "\n".join(f"- {q}" for q in EXAMPLE_QUESTIONS)
-)
+def refusal_text(profile: CorpusProfile) -> str:
+    """What a refused question gets: what the corpus covers, and questions it does answer."""
+    examples = "\n".join(f"- {q}" for q in profile.examples())
+    return f"I can't answer that from {profile.topic}: they do not cover this question." + (
+        f" You could ask, for example:\n{examples}" if examples else ""
+    )
+
 
 FALLBACK_NOTE = "The language model was unavailable ({reason}); this answer quotes the documents instead."
 #: The rule for LLM answers that cite nothing: such an answer is not shown as if it were grounded;
@@ -138,10 +135,28 @@ class AnswerEngine:
         self.settings = settings
         self.composer = composer
         self.refusal = refusal or RefusalPolicy()
+        self._background: Background | None = None
+        self._background_lock = threading.Lock()
         self.llm = llm
         self.backend = backend_name(llm) if llm is not None else EXTRACTIVE
         #: What the corpus is about, named in the LLM prompts.
-        self.topic = DEFAULT_TOPIC
+
+    def background(self) -> Background:
+        """The background similarity level of the index in use, measured once per generation."""
+        retriever = self._retriever()
+        known = self._background
+        if known is None or known.collection != retriever.manifest.collection:
+            with self._background_lock:
+                known = self._background
+                if known is None or known.collection != retriever.manifest.collection:
+                    cache = self.settings.index_dir / "background.json"
+                    known = self._background = Background.measure(retriever, self.embedder, cache)
+        return known
+
+    @property
+    def topic(self) -> str:
+        """What the corpus is about, from the index in use (for the LLM's prompts)."""
+        return self._retriever().profile.topic
 
     @classmethod
     def from_defaults(cls, assistant: Assistant) -> AnswerEngine:
@@ -225,9 +240,16 @@ class AnswerEngine:
         query = self._standalone(question, history, budget)
         vector = self.embedder.embed_query(query)
         passages = self._retriever().retrieve(query, self.settings.top_k, embedding=vector)
-        if not self.refusal.answerable(query, passages, asked=question):
+        profile = self._retriever().profile
+        asked_similarity = None
+        if query != question and profile.coverage(question) < self.refusal.min_coverage:
+            own = self._retriever().dense(self.embedder.embed_query(question), 1)
+            asked_similarity = max((cosine for _, cosine in own), default=0.0)
+        if not self.refusal.answerable(
+            query, passages, profile, self.background(), asked=question, asked_similarity=asked_similarity
+        ):
             logger.info("Refused (best similarity %.2f): %r", max((p.similarity for p in passages), default=0), query)
-            answer = Answer(REFUSAL, (), False, query, backend=self.backend)
+            answer = Answer(refusal_text(profile), (), False, query, backend=self.backend)
             yield answer.text
             yield answer
             return
@@ -251,14 +273,15 @@ class AnswerEngine:
                 logger.warning(
                     "The LLM's condensed question is not one short question (%r); rewriting by rule", condensed[:200]
                 )
-        return rewrite_followup(question, history)
+        return rewrite_followup(question, history, self._retriever().profile)
 
     def _extractive(
         self, query: str, vector: Sequence[float], passages: list[Passage], note: str | None = None
     ) -> Iterator[str | Answer]:
-        text, cited = self.composer.compose(query, vector, passages)
+        profile = self._retriever().profile
+        text, cited = self.composer.compose(query, vector, passages, profile)
         if not text:
-            answer = Answer(REFUSAL, (), False, query, note=note, backend=EXTRACTIVE)
+            answer = Answer(refusal_text(profile), (), False, query, note=note, backend=EXTRACTIVE)
         else:
             answer = Answer(text, tuple(cited), True, query, note=note, backend=EXTRACTIVE)
         for paragraph in answer.text.split("\n\n"):

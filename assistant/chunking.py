@@ -116,6 +116,9 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
         end = start + len(line.rstrip())
         start += len(line) - len(line.lstrip())
         is_item = bool(_LIST_ITEM.match(line))
+        if current and current[-1].is_item and not is_item and line[:1] in " \t":
+            current[-1] = _Span(current[-1].start, end, True)  # a wrapped list item's next line
+            continue
         if current and is_item and not current[-1].is_item and not _ends_with_colon(doc.text, current[-1]):
             flush_block()  # a list after a paragraph that does not introduce it
         elif current and not is_item and current[-1].is_item:
@@ -139,7 +142,7 @@ def _pack(text: str, blocks: list[list[_Span]], keep_whole: bool) -> Iterator[tu
         if end - start <= MAX_CHUNK_CHARS:
             yield start, end
             continue
-        units = [u for span in block for u in _units(text, span)]
+        units = [u for span in _runs(block) for u in _units(text, span)]
         window_start, window_end = units[0]
         for u_start, u_end in units[1:]:
             if u_end - window_start > MAX_CHUNK_CHARS:
@@ -149,25 +152,95 @@ def _pack(text: str, blocks: list[list[_Span]], keep_whole: bool) -> Iterator[tu
         yield window_start, window_end
 
 
+def _runs(block: list[_Span]) -> Iterator[_Span]:
+    """The block's list items one by one, and each run of other lines as one (a wrapped paragraph)."""
+    run: _Span | None = None
+    for span in block:
+        if span.is_item:
+            if run is not None:
+                yield run
+                run = None
+            yield span
+        else:
+            run = span if run is None else _Span(run.start, span.end)
+    if run is not None:
+        yield run
+
+
 def _units(text: str, span: _Span) -> list[tuple[int, int]]:
-    if span.is_item:
-        return [(span.start, span.end)]
-    return sentence_spans(text, span.start, span.end)
+    units = [(span.start, span.end)] if span.is_item else sentence_spans(text, span.start, span.end)
+    return [piece for unit in units for piece in _hard_split(text, *unit)]
+
+
+def _hard_split(text: str, start: int, end: int, limit: int = MAX_CHUNK_CHARS) -> Iterator[tuple[int, int]]:
+    """A unit longer than ``limit`` (a sentence without punctuation, a minified line) in pieces at spaces."""
+    while end - start > limit:
+        cut = text.rfind(" ", start + limit // 2, start + limit)
+        cut = cut if cut > start else start + limit
+        yield start, cut
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
+    if end > start:
+        yield start, end
+
+
+#: A line that starts a block of its own rather than continuing the line before it.
+_BLOCK_START = re.compile(r"^\s*(?:[-*+]\s|\d+[.)]\s|#|\||>)")
+#: Abbreviations after which a full stop does not end a sentence (English, not corpus-specific).
+_ABBREVIATIONS = re.compile(
+    r"(?:\b(?:e\.g|i\.e|etc|approx|vs|no|nos|mr|mrs|ms|dr|st|inc|ltd|co|fig|cf|incl|min|max)\.)$", re.IGNORECASE
+)
 
 
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """Split ``text[start:end]`` into sentences, as absolute (start, end) offsets.
 
-    List items and lines count as sentences of their own.
+    A line break inside a paragraph is a space, not a sentence end (hard-wrapped Markdown and
+    text). A list item, a heading, a table row and a blank line start a new block, and a
+    sentence never runs across blocks, so list items count as sentences of their own.
     """
     end = len(text) if end is None else end
     spans: list[tuple[int, int]] = []
-    for line in re.finditer(r"[^\n]+", text[start:end]):
-        line_start = start + line.start()
-        piece = line.group()
-        cursor = 0
-        for match in _SENTENCE_END.finditer(piece):
-            spans.append((line_start + cursor, line_start + match.start() + len(match.group().rstrip())))
+    for block_start, block_end in _blocks(text, start, end):
+        cursor = block_start
+        for match in _SENTENCE_END.finditer(text, block_start, block_end):
+            if _ABBREVIATIONS.search(text, max(block_start, match.start() - 8), match.start()):
+                continue
+            spans.append((cursor, match.start() + len(match.group().rstrip())))
             cursor = match.end()
-        spans.append((line_start + cursor, line_start + len(piece.rstrip())))
-    return [(s, e) for s, e in spans if text[s:e].strip()]
+        spans.append((cursor, block_end))
+    out = []
+    for s, e in spans:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if s < e:
+            out.append((s, e))
+    return out
+
+
+def _blocks(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """Runs of lines that belong together: a paragraph, or one list item with its wrapped lines."""
+    block_start: int | None = None
+    block_end = start
+    a = start
+    for piece in text[start:end].split("\n"):
+        b = a + len(piece)
+        next_a = b + 1
+        if not piece.strip():
+            if block_start is not None:
+                yield block_start, block_end
+                block_start = None
+            a = next_a
+            continue
+        if block_start is not None and _BLOCK_START.match(piece):
+            yield block_start, block_end
+            block_start = None
+        if block_start is None:
+            block_start = a
+        block_end = b
+        a = next_a
+    if block_start is not None:
+        yield block_start, block_end

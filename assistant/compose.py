@@ -11,34 +11,17 @@ import numpy as np
 
 from .chunking import sentence_spans
 from .embeddings import Embedder
+from .profile import CorpusProfile
 from .retrieval import Passage
 
 _BULLET = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
 _NUMBER_ONLY = re.compile(r"^\d+[.)]?$")
-_WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_STOPWORDS = frozenset(
-    "a an the and or but of to in on for with by from at as is are was were be been being do does did "
-    "doing have has had i me my we our you your it its they them their this that these those what which "
-    "who whom how why when where whats what's can could should would will shall may might must about "
-    "into than then so if any some all more most much many very just also there here get got one two "
-    "between vs versus way ways thing things really actually kind sort need needs "
-    # words nearly every passage uses; they say nothing about which sentence answers
-    "prompt prompts prompting engineering engineer fine tune tuning tuned fine-tuning fine-tune fine-tuned "
-    "model models language llm llms approach approaches method methods technique techniques".split()
-)
-
-
-def _terms(text: str) -> set[str]:
-    out = set()
-    for w in _WORD.findall(text.lower()):
-        if w in _STOPWORDS or len(w) < 3:
-            continue
-        for suffix in ("ing", "ed", "es", "s"):
-            if w.endswith(suffix) and len(w) - len(suffix) >= 4:
-                w = w[: -len(suffix)]
-                break
-        out.add(w)
-    return out
+_OPEN_MARKER = re.compile(r"\[\d+\]")  # "[7]" in corpus text is not one of our citations
+#: A sentence that opens with one of these leans on the sentence before it (English, any corpus).
+_DANGLING = re.compile(r"^(?:this|these|that|those|it|its|they|their|them|such|he|she|his|her)\b", re.IGNORECASE)
+#: Where a question asks about two sides ("X vs Y", "X or Y", "X compared to Y").
+_SIDES = re.compile(r"\b(?:vs\.?|versus|or|than|compared (?:to|with)|and)\b", re.IGNORECASE)
+_TERMINAL = tuple(".!?:…\"”’)'")
 
 
 @dataclass(frozen=True)
@@ -53,7 +36,17 @@ class _Unit:
 
     @property
     def text(self) -> str:
-        return " ".join(self.lines)
+        return " ".join(" ".join(line.split()) for line in self.lines)
+
+    @property
+    def is_fragment(self) -> bool:
+        """Prose that does not end as a sentence does ("Below these methods, highlighting …")."""
+        return not self.is_list and not self.lines[-1].rstrip().endswith(_TERMINAL)
+
+    @property
+    def is_dangling(self) -> bool:
+        """Opens with a pronoun whose antecedent is in the sentence before."""
+        return bool(_DANGLING.match(self.lines[0].lstrip()))
 
 
 class SentenceCache:
@@ -89,11 +82,16 @@ class SentenceCache:
 class ExtractiveComposer:
     """Builds an answer from verbatim sentences of the passages, each followed by its [n] marker.
 
-    A sentence scores ``cosine(question, sentence) + lexical * (share of the question's content
-    words it contains) + prior * (its passage's similarity)``. The best sentence is always taken,
-    then others within ``margin`` of it, up to ``max_units`` and at least ``min_units``, skipping
-    near-duplicates. Quotes keep document order within each source; a source's paragraph opens
-    with "According to *<title>*:".
+    A sentence scores ``cosine(question, sentence) + lexical * (IDF-weighted share of the
+    question's words it holds) + prior * (its passage's similarity) + heading * cosine(question,
+    its heading)``; word weights come from the corpus (`CorpusProfile`), so words every passage
+    uses count for little. The best sentence leads the answer, then others within ``margin`` of
+    it, up to ``max_units`` and at least ``min_units``. The shape rules:
+
+    - prose that is not a sentence (a fragment) is never quoted while a sentence is available;
+    - a sentence that opens with a pronoun ("It reduces ...") brings the sentence before it;
+    - a list travels whole, as a list;
+    - a question about two sides ("X vs Y", "X or Y") gets a sentence about each side.
     """
 
     cache: SentenceCache
@@ -108,7 +106,11 @@ class ExtractiveComposer:
     duplicate_cosine: float = 0.9
 
     def compose(
-        self, question: str, query_vector: Sequence[float], passages: Sequence[Passage]
+        self,
+        question: str,
+        query_vector: Sequence[float],
+        passages: Sequence[Passage],
+        profile: CorpusProfile | None = None,
     ) -> tuple[str, list[Passage]]:
         """Quote the sentences that best answer ``question``.
 
@@ -116,6 +118,7 @@ class ExtractiveComposer:
             question: The (standalone) question.
             query_vector: Its embedding.
             passages: Retrieved passages, best first.
+            profile: The corpus's word statistics; without it words count equally.
 
         Returns:
             The Markdown answer and the cited passages in marker order; ``("", [])`` when no
@@ -129,43 +132,85 @@ class ExtractiveComposer:
         q = np.asarray(query_vector, dtype=np.float32)
         q /= np.linalg.norm(q) or 1.0
         headings = self.cache.vectors([p.section or p.title for p in passages]) @ q
-        q_terms = _terms(question)
+        stems = _Stems(profile)
+        q_weights = stems.weights(question)
+        unit_terms = [stems.terms(u.text) for u in units]
         scores = []
-        for unit, vector in zip(units, vectors):
-            overlap = len(q_terms & _terms(unit.text)) / len(q_terms) if q_terms else 0.0
-            scores.append(
+        for unit, vector, terms in zip(units, vectors, unit_terms):
+            score = (
                 float(vector @ q)
-                + self.lexical * overlap
+                + self.lexical * _overlap(q_weights, terms)
                 + self.prior * passages[unit.passage].similarity
                 + self.heading * float(headings[unit.passage])
             )
+            scores.append(score - (1.0 if unit.is_fragment else 0.0))
         order = sorted(range(len(units)), key=lambda i: -scores[i])
-        # The best sentence often names the topic and the next ones in its passage give the detail.
         best = order[0]
+        # The best sentence often names the topic and the next ones in its passage give the detail.
         chosen: list[int] = [best] + [
             j
             for j in range(best + 1, min(best + 1 + self.follow, len(units)))
-            if units[j].passage == units[best].passage
+            if units[j].passage == units[best].passage and not units[j].is_fragment
         ]
+        for side in _sides(question, stems):
+            if not any(side <= unit_terms[i] for i in chosen):
+                pick = next((i for i in order if side <= unit_terms[i] and not units[i].is_fragment), None)
+                if pick is not None:
+                    chosen.append(pick)
         for i in order:
             if i in chosen:
                 continue
             if len(chosen) >= self.max_units:
                 break
-            if len(chosen) >= self.min_units and scores[i] < scores[order[0]] - self.margin:
+            if len(chosen) >= self.min_units and scores[i] < scores[best] - self.margin:
                 break
             if any(float(vectors[i] @ vectors[j]) >= self.duplicate_cosine for j in chosen):
                 continue
-            if any(
-                units[i].start < units[j].end
-                and units[j].start < units[i].end
-                and units[i].passage != units[j].passage
-                and passages[units[i].passage].source == passages[units[j].passage].source
-                for j in chosen
-            ):
+            if any(_same_words(units[i], units[j], passages) for j in chosen):
                 continue  # the same words reached through two overlapping passages
             chosen.append(i)
-        return _render([units[i] for i in chosen], [scores[i] for i in chosen], passages)
+        for i in list(chosen):  # a dangling pronoun brings its antecedent
+            if units[i].is_dangling and i > 0 and units[i - 1].passage == units[i].passage and i - 1 not in chosen:
+                chosen.append(i - 1)
+        return _render(units, chosen, scores, passages)
+
+
+class _Stems:
+    """Stemmed content words: the corpus profile's when there is one, else lowercase words."""
+
+    def __init__(self, profile: CorpusProfile | None) -> None:
+        self.profile = profile
+
+    def terms(self, text: str) -> set[str]:
+        if self.profile is None:
+            return set(re.findall(r"\w\w+", text.lower()))
+        return set(self.profile.terms(text))
+
+    def weights(self, text: str) -> dict[str, float]:
+        if self.profile is None:
+            return dict.fromkeys(self.terms(text), 1.0)
+        return self.profile.weights(text)
+
+
+def _overlap(weights: dict[str, float], terms: set[str]) -> float:
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in terms) / total if total else 0.0
+
+
+def _sides(question: str, stems: _Stems) -> list[set[str]]:
+    """The content words of each side of a two-sided question; none for a one-sided one."""
+    parts = [stems.terms(part) for part in _SIDES.split(question)]
+    parts = [p for p in parts if p]
+    return parts if len(parts) >= 2 else []
+
+
+def _same_words(a: _Unit, b: _Unit, passages: list[Passage]) -> bool:
+    return (
+        a.start < b.end
+        and b.start < a.end
+        and a.passage != b.passage
+        and passages[a.passage].source == passages[b.passage].source
+    )
 
 
 def _units(index: int, passage: Passage) -> list[_Unit]:
@@ -211,37 +256,40 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
     return units
 
 
-def _render(units: list[_Unit], scores: list[float], passages: list[Passage]) -> tuple[str, list[Passage]]:
-    by_source: dict[str, list[tuple[_Unit, float]]] = {}
-    for unit, score in sorted(zip(units, scores), key=lambda us: -us[1]):
-        by_source.setdefault(passages[unit.passage].source, []).append((unit, score))
+def _render(
+    units: list[_Unit], chosen: list[int], scores: list[float], passages: list[Passage]
+) -> tuple[str, list[Passage]]:
+    """The answer: the run holding the best sentence first, then the others by score.
+
+    A run is a stretch of chosen sentences of one passage, kept in document order.
+    """
+    picked = sorted(set(chosen), key=lambda i: (units[i].passage, units[i].start))
+    runs: list[list[int]] = []
+    for i in picked:
+        if runs and units[runs[-1][-1]].passage == units[i].passage:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    runs.sort(key=lambda run: -max(scores[i] for i in run))
     cited: list[int] = []
     paragraphs: list[str] = []
-    for members in by_source.values():
-        members.sort(key=lambda us: us[0].start)
-        title = passages[members[0][0].passage].title
-        blocks: list[str] = [f"According to *{title}*:" if title else ""]
-        for unit, _ in members:
-            if unit.passage not in cited:
-                cited.append(unit.passage)
-            marker = f"[{cited.index(unit.passage) + 1}]"
+    for run in runs:
+        passage = units[run[0]].passage
+        if passage not in cited:
+            cited.append(passage)
+        marker = f"[{cited.index(passage) + 1}]"
+        paragraph = ""
+        for i in run:
+            unit = units[i]
+            lines = [" ".join(_OPEN_MARKER.sub("", line).split()) for line in unit.lines]
             if unit.is_list:
-                items = unit.lines
-                if len(items) > 1 and items[0].endswith(":"):  # a lead-in line, then its items
-                    blocks.append(items[0])
-                    items = items[1:]
-                lines = [f"- {item}" for item in items]
-                lines[-1] += f" {marker}"
-                blocks.append("\n" + "\n".join(lines) + "\n")
+                if len(lines) > 1 and lines[0].endswith(":"):  # a lead-in line, then its items
+                    paragraph += ("" if not paragraph else " ") + lines[0]
+                    lines = lines[1:]
+                items = [f"- {item}" for item in lines]
+                items[-1] += f" {marker}"
+                paragraph = paragraph.rstrip() + ("\n" if paragraph else "") + "\n".join(items) + "\n"
             else:
-                blocks.append(f"{unit.lines[0]} {marker}")
-        paragraph = ""  # prose runs on; a list gets lines of its own
-        for b in blocks:
-            if not b:
-                continue
-            if b.startswith("\n"):
-                paragraph = paragraph.rstrip() + "\n" + b
-            else:
-                paragraph += ("" if not paragraph or paragraph.endswith("\n") else " ") + b
+                paragraph += ("" if not paragraph or paragraph.endswith("\n") else " ") + f"{lines[0]} {marker}"
         paragraphs.append(paragraph.strip())
     return "\n\n".join(paragraphs), [passages[i] for i in cited]

@@ -1,6 +1,8 @@
 """Follow-up questions: check the chat history and rewrite a follow-up into a standalone question.
 
-Without an LLM the rewrite is rule-based and carries the previous subject forward:
+Without an LLM the rewrite is rule-based and carries the previous subject forward. A subject
+is the longest run of words in a question that the corpus itself uses (`subjects_in`), so the
+rules work on any corpus:
 
 - an elliptical question ("And prompt engineering?", "What about LoRA?") takes the previous
   question and swaps its subject for the new one;
@@ -16,26 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from .profile import CorpusProfile
 from .validation import Message
-
-#: The subjects the corpus talks about, as (canonical name, pattern), most specific first.
-SUBJECTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (name, re.compile(pattern, re.IGNORECASE))
-    for name, pattern in (
-        (
-            "both approaches",
-            r"\b(?:both(?: approaches| methods| techniques)?|the two(?: approaches| methods)?|a hybrid(?: approach)?|combining them)\b",
-        ),
-        ("prompt engineering", r"\bprompt(?:ing| engineering| design|s)?\b"),
-        ("LoRA", r"\b(?:lora|low-rank adaptation)\b"),
-        ("fine-tuning", r"\bfine[- ]?tun(?:ing|e|ed)\b|\bfinetun(?:ing|e|ed)\b"),
-        ("hyperparameters", r"\bhyper-?parameters?\b"),
-        ("overfitting", r"\boverfitting\b"),
-        ("dropout", r"\bdropout\b"),
-        ("regularization", r"\bregulari[sz]ation\b"),
-        ("cross-validation", r"\bcross-?validation\b"),
-    )
-)
 
 _PRONOUN = re.compile(r"\b(its|it|this|that|they|them|their|these|those)\b", re.IGNORECASE)
 _ELLIPSIS = re.compile(
@@ -47,23 +31,32 @@ _QUESTION_WORD = re.compile(
 )
 
 
-def subjects_in(text: str) -> list[str]:
-    """The corpus subjects a text names, in the order of `SUBJECTS`."""
-    found = []
-    for name, pattern in SUBJECTS:
-        if pattern.search(text):
-            found.append(name)
-    if "both approaches" in found:
-        return ["both approaches"]
-    return found
+def subjects_in(text: str, profile: CorpusProfile | None) -> list[str]:
+    """The subject a text names: its longest run of words the corpus uses (none without a profile).
+
+    "What are the limitations of prompt engineering?" names "prompt engineering" when the corpus
+    uses both words; nothing in this module knows what any corpus is about.
+    """
+    if profile is None:
+        return []
+    runs: list[list[str]] = [[]]
+    for word in re.findall(r"[\w][\w'-]*", text):
+        terms = profile.terms(word)
+        if terms and all(profile.known(t) == t for t in terms):
+            runs[-1].append(word)
+        elif runs[-1]:
+            runs.append([])
+    best = max(runs, key=len)  # the first of the longest
+    return [" ".join(best)] if best else []
 
 
-def rewrite_followup(question: str, history: Sequence[Message]) -> str:
+def rewrite_followup(question: str, history: Sequence[Message], profile: CorpusProfile | None = None) -> str:
     """Rewrite a follow-up question into a standalone one, using earlier user turns.
 
     Args:
         question: The new question, already validated.
         history: Earlier messages, oldest first (see `assistant.validation.validate_history`).
+        profile: The corpus's vocabulary, which tells what a question's subject is.
 
     Returns:
         The standalone question; ``question`` unchanged when it needs no rewrite.
@@ -71,15 +64,15 @@ def rewrite_followup(question: str, history: Sequence[Message]) -> str:
     previous = ""
     for message in history:
         if message["role"] == "user" and message["content"].strip():
-            previous = _rewrite_one(message["content"].strip(), previous)
-    return _rewrite_one(question, previous)
+            previous = _rewrite_one(message["content"].strip(), previous, profile)
+    return _rewrite_one(question, previous, profile)
 
 
-def _rewrite_one(question: str, previous: str) -> str:
+def _rewrite_one(question: str, previous: str, profile: CorpusProfile | None) -> str:
     if not previous:
         return question
-    prev_subjects = subjects_in(previous)
-    own = subjects_in(question)
+    prev_subjects = subjects_in(previous, profile)
+    own = [s for s in subjects_in(question, profile) if not _PRONOUN.fullmatch(s)]
     ellipsis = _ELLIPSIS.match(question)
     if ellipsis:
         rest = (ellipsis.group("rest") or ellipsis.group("rest2") or "").strip()
@@ -90,10 +83,12 @@ def _rewrite_one(question: str, previous: str) -> str:
             return f"What about {rest} of {_join(prev_subjects)}?"
         if own:
             return question
-    if own or not prev_subjects:
+    if not prev_subjects:
         return question
     subject = _join(prev_subjects)
     match = _PRONOUN.search(question)
+    if own and not match:
+        return question
     if match:
         word = match.group(1).lower()
         replacement = f"{subject}'s" if word in ("its", "their") else subject
@@ -105,9 +100,7 @@ def _rewrite_one(question: str, previous: str) -> str:
 
 
 def _swap_subject(previous: str, prev_subjects: list[str], new: str) -> str:
-    old_name = prev_subjects[0]
-    pattern = dict(SUBJECTS)[old_name]
-    swapped, count = pattern.subn(new, previous, count=1)
+    swapped, count = re.subn(re.escape(prev_subjects[0]), new, previous, count=1, flags=re.IGNORECASE)
     return swapped if count else f"{previous.rstrip(' ?')} for {new}?"
 
 

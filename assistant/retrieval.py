@@ -1,21 +1,21 @@
-"""Hybrid retrieval: dense (Chroma) and keyword (BM25) results fused by reciprocal rank."""
+"""Hybrid retrieval: dense (Chroma) and keyword (BM25) results fused by weighted reciprocal rank."""
 
 from __future__ import annotations
 
 import logging
-import threading
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .embeddings import Embedder, Vector
 from .errors import IndexCorruptError, StoreError
+from .profile import CorpusProfile
 from .store import Manifest, Store
 
 if TYPE_CHECKING:
-    from chromadb.api.models.Collection import Collection
-    from llama_index.core.retrievers import BaseRetriever
-    from llama_index.core.schema import NodeWithScore
+    from llama_index.core.schema import TextNode
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +49,37 @@ class Passage:
         return asdict(self)
 
 
-class HybridRetriever:
-    """Retrieves passages from one index generation."""
+@dataclass(frozen=True)
+class Fusion:
+    """How the dense and keyword rankings combine: weighted reciprocal rank, ``w / (rank_offset + rank)``.
 
-    def __init__(self, embedder: Embedder, store: Store, manifest: Manifest) -> None:
-        from llama_index.core.llms import MockLLM
-        from llama_index.core.retrievers import QueryFusionRetriever
+    Chosen on the dev half of the blind sets (bench/blind, both corpora); see `DEFAULT_FUSION`.
+    """
+
+    dense: float = 1.0
+    keyword: float = 1.0
+    rank_offset: int = 60  # the usual RRF constant (Cormack et al. 2009)
+
+
+#: Measured by `python -m bench.blind --half dev` (hit@3 over both corpora's dev halves): see the README.
+DEFAULT_FUSION = Fusion()
+
+
+class HybridRetriever:
+    """Retrieves passages from one index generation: dense (Chroma) and keyword (BM25), fused.
+
+    Each call keeps its own state, so one retriever serves many threads at once.
+    """
+
+    def __init__(self, embedder: Embedder, store: Store, manifest: Manifest, fusion: Fusion = DEFAULT_FUSION) -> None:
         from llama_index.retrievers.bm25 import BM25Retriever
+        from llama_index.vector_stores.chroma import ChromaVectorStore
 
         self.embedder = embedder
         self.manifest = manifest
+        self.fusion = fusion
         self._collection = store.collection(manifest.collection)
+        self._vectors = ChromaVectorStore(chroma_collection=self._collection)
         try:
             self._bm25 = BM25Retriever.from_persist_dir(str(store.bm25_dir(manifest.generation)))
         except Exception as exc:
@@ -67,15 +87,16 @@ class HybridRetriever:
                 f"The keyword index for generation {manifest.generation} is missing or damaged ({exc}). "
                 "Run `assistant index --full` to rebuild it."
             ) from exc
-        self._dense = _dense_retriever(self._collection, MIN_CANDIDATES)
-        self._fusion = QueryFusionRetriever(
-            [self._dense, self._bm25],
-            similarity_top_k=MIN_CANDIDATES,
-            num_queries=1,  # never ask an LLM for query variants
-            mode="reciprocal_rerank",
-            use_async=False,
-            llm=MockLLM(),  # required by the constructor, never called with num_queries=1
-        )
+
+    @cached_property
+    def profile(self) -> CorpusProfile:
+        """Vocabulary, titles and headings of this generation (see `CorpusProfile`)."""
+        bm25 = self._bm25.bm25
+        indptr = bm25.scores["indptr"]
+        doc_freq = {  # bm25s keeps term scores column by column: a column's length is the term's passage count
+            term: int(indptr[i + 1] - indptr[i]) for term, i in bm25.vocab_dict.items() if term and i + 1 < len(indptr)
+        }
+        return CorpusProfile.from_passages(self._bm25.corpus, doc_freq)
 
     def retrieve(self, question: str, k: int = 5, embedding: Vector | None = None) -> list[Passage]:
         """The ``k`` passages that best match ``question``, best first, without duplicates.
@@ -88,31 +109,53 @@ class HybridRetriever:
         Returns:
             Up to ``k`` passages.
         """
-        from llama_index.core.schema import QueryBundle
-
         if k <= 0:
             return []
         candidates = max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT)
-        self._dense.similarity_top_k = candidates
-        self._bm25.similarity_top_k = min(candidates, self.manifest.chunks)
-        self._fusion.similarity_top_k = candidates
         embedding = embedding if embedding is not None else self.embedder.embed_query(question)
         try:
-            fused = self._fusion.retrieve(QueryBundle(query_str=question, embedding=embedding))
+            dense = self.dense(embedding, candidates)
+            keyword = self.keyword(question, candidates)
         except Exception as exc:
             raise StoreError(f"Searching the index failed: {exc}") from exc
-        unique: list[NodeWithScore] = []
-        seen: set[str] = set()
-        for hit in fused:
-            if hit.node.node_id not in seen:
-                seen.add(hit.node.node_id)
-                unique.append(hit)
-            if len(unique) == k:
-                break
-        similarities = dict(self._dense.last_cosines())
-        keyword_only = [h.node.node_id for h in unique if h.node.node_id not in similarities]
-        similarities.update(self._similarities(keyword_only, embedding))
-        return [_passage(hit, similarities.get(hit.node.node_id, 0.0)) for hit in unique]
+        f = self.fusion
+        fused: dict[str, float] = {}
+        nodes: dict[str, TextNode] = {}
+        for weight, hits in ((f.dense, dense), (f.keyword, keyword)):
+            for rank, (node, _) in enumerate(hits):
+                if node.node_id not in nodes:
+                    nodes[node.node_id] = node
+                fused[node.node_id] = fused.get(node.node_id, 0.0) + weight / (f.rank_offset + rank + 1)
+        best = sorted(fused, key=lambda i: -fused[i])[:k]
+        similarities = {node.node_id: cosine for node, cosine in dense}
+        similarities.update(self._similarities([i for i in best if i not in similarities], embedding))
+        return [_passage(nodes[i], fused[i], similarities.get(i, 0.0)) for i in best]
+
+    def dense(self, embedding: Vector, k: int) -> list[tuple[TextNode, float]]:
+        """The ``k`` nearest passages to an embedding, with their cosine similarity."""
+        from llama_index.core.vector_stores.types import VectorStoreQuery
+
+        result = self._vectors.query(VectorStoreQuery(query_embedding=list(embedding), similarity_top_k=k))
+        # ChromaVectorStore reports exp(-cosine distance); the log gives the cosine back exactly.
+        return [(n, 1.0 + math.log(s)) for n, s in zip(result.nodes, result.similarities or [])]
+
+    def keyword(self, question: str, k: int) -> list[tuple[TextNode, float]]:
+        """The ``k`` best BM25 matches for the question's words, with their BM25 scores."""
+        import bm25s
+        from llama_index.core.vector_stores.utils import metadata_dict_to_node
+
+        bm25 = self._bm25
+        tokens = bm25s.tokenize(question, stemmer=bm25.stemmer, token_pattern=bm25.token_pattern, show_progress=False)
+        if not any(len(ids) for ids in tokens.ids):
+            return []
+        indexes, scores = bm25.bm25.retrieve(tokens, k=min(k, self.manifest.chunks), show_progress=False)
+        out = []
+        for idx, score in zip(indexes[0], scores[0]):
+            if score <= 0:
+                continue
+            node = metadata_dict_to_node(idx if isinstance(idx, dict) else bm25.corpus[int(idx)])
+            out.append((node, float(score)))
+        return out
 
     def _similarities(self, ids: Sequence[str], query: Vector) -> dict[str, float]:
         """Cosine similarities of passages the dense search did not return (keyword-only hits)."""
@@ -130,55 +173,17 @@ class HybridRetriever:
         return out
 
 
-def _dense_retriever(collection: Collection, top_k: int) -> BaseRetriever:
-    """A retriever that queries the Chroma collection with the question's precomputed embedding.
-
-    It goes through LlamaIndex's `ChromaVectorStore` without a `VectorStoreIndex` around it (that
-    would build a default node parser, ~0.5 s at start, and re-wrap every hit), and it keeps the
-    cosine of each hit, so answers need no second trip to the store for similarities.
-    """
-    import math
-
-    from llama_index.core.retrievers import BaseRetriever
-    from llama_index.core.schema import NodeWithScore, QueryBundle
-    from llama_index.core.vector_stores.types import VectorStoreQuery
-    from llama_index.vector_stores.chroma import ChromaVectorStore
-
-    class ChromaDenseRetriever(BaseRetriever):
-        def __init__(self) -> None:
-            super().__init__()
-            self.store = ChromaVectorStore(chroma_collection=collection)
-            self.similarity_top_k = top_k
-            # Per thread: the API answers on several threads with one retriever, and the fusion
-            # retriever calls this one synchronously in the asking thread.
-            self._local = threading.local()
-
-        def last_cosines(self) -> dict[str, float]:
-            """Cosine of each hit of this thread's last query."""
-            return getattr(self._local, "cosines", {})
-
-        def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-            query = VectorStoreQuery(query_embedding=query_bundle.embedding, similarity_top_k=self.similarity_top_k)
-            result = self.store.query(query)
-            # ChromaVectorStore reports exp(-cosine distance); the log gives the cosine back exactly.
-            cosines = {n.node_id: 1.0 + math.log(s) for n, s in zip(result.nodes, result.similarities or [])}
-            self._local.cosines = cosines
-            return [NodeWithScore(node=n, score=cosines[n.node_id]) for n in result.nodes]
-
-    return ChromaDenseRetriever()
-
-
-def _passage(hit: NodeWithScore, similarity: float) -> Passage:
-    meta = hit.node.metadata
+def _passage(node: TextNode, score: float, similarity: float) -> Passage:
+    meta = node.metadata
     return Passage(
-        id=hit.node.node_id,
-        text=hit.node.get_content(),
+        id=node.node_id,
+        text=node.get_content(),
         source=str(meta.get("source", "")),
         title=str(meta.get("title", "")),
         section=str(meta.get("section", "")),
         start=int(meta.get("start", 0)),
         end=int(meta.get("end", 0)),
-        score=float(hit.score or 0.0),
+        score=score,
         similarity=similarity,
         kind=str(meta.get("kind", "article")),
     )

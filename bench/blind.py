@@ -141,7 +141,9 @@ class Outcome:
         return self.answerable and (self.text_hit or any(holds(t, self.item["fragments"]) for t in self.cited))
 
 
-def evaluate(bot: Any, sets: dict[str, list[dict[str, Any]]], show: Callable[[str], None] | None = None) -> dict[str, float]:
+def evaluate(
+    bot: Any, sets: dict[str, list[dict[str, Any]]], show: Callable[[str], None] | None = None
+) -> dict[str, float]:
     """Our figures on one half of one corpus."""
     outcomes = []
     for item in sets["inscope"]:
@@ -174,19 +176,24 @@ def evaluate(bot: Any, sets: dict[str, list[dict[str, Any]]], show: Callable[[st
         "in-scope refused": sum(not o.answerable for o in outcomes) / n,
         "off-topic refused": sum(not a.answerable for _, a in off) / max(len(off), 1),
         "follow-ups right": sum(ok for *_, ok in follow) / max(len(follow), 1),
-        "answer chars": sum(len(o.answer) for o in outcomes if o.answerable) / max(sum(o.answerable for o in outcomes), 1),
+        "answer chars": sum(len(o.answer) for o in outcomes if o.answerable)
+        / max(sum(o.answerable for o in outcomes), 1),
     }
     if show is not None:
         for o in outcomes:
             if not o.text_hit:
                 tag = "REFUSED" if not o.answerable else ("hit3" if o.hit3 else "MISS3")
-                show(f"[{tag}] {o.item['id']} {o.item['question']!r}\n   want: {o.item['fragments']}\n   got: {o.answer[:300]!r}")
+                show(
+                    f"[{tag}] {o.item['id']} {o.item['question']!r}\n   want: {o.item['fragments']}\n   got: {o.answer[:300]!r}"
+                )
         for item, a in off:
             if a.answerable:
                 show(f"[OFF ANSWERED] {item['id']} {item['question']!r} -> {a.text[:120]!r}")
         for dialog, last, ok in follow:
             if not ok:
-                show(f"[FOLLOW] {dialog['id']} {dialog['turns']} query={last.query!r} answerable={last.answerable}\n   want: {dialog.get('fragments')}\n   got: {last.text[:200]!r}")
+                show(
+                    f"[FOLLOW] {dialog['id']} {dialog['turns']} query={last.query!r} answerable={last.answerable}\n   want: {dialog.get('fragments')}\n   got: {last.text[:200]!r}"
+                )
     return figures
 
 
@@ -268,7 +275,9 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.blind", description=__doc__.split("\n")[0])
     parser.add_argument("--half", choices=HALVES, action="append", help="which half (default: both)")
-    parser.add_argument("--corpus", choices=[c.name for c in CORPORA], action="append", help="which corpus (default: both)")
+    parser.add_argument(
+        "--corpus", choices=[c.name for c in CORPORA], action="append", help="which corpus (default: both)"
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the LlamaIndex default")
     parser.add_argument("--show", action="store_true", help="list each dev miss (never the test half's)")
     parser.add_argument("--json", type=Path, help="write the rows here")

@@ -1,0 +1,152 @@
+"""What the engine knows about its corpus, derived from the index rather than written in code.
+
+`CorpusProfile` is read off an index generation when it is opened: the keyword index already
+holds every passage's stemmed terms and how many passages use each, and the passages' metadata
+holds the documents' titles and headings. From those the engine gets
+
+- term statistics, to weigh a question's words by how much they say about this corpus
+  (`coverage`, `weights`): a word the corpus never uses is strong evidence of an off-topic
+  question, a word every passage uses says little;
+- a description of what the corpus covers (`topic`), for the refusal message and the LLM prompt;
+- example questions (`examples`): the FAQ's questions when the corpus has an FAQ, else its headings.
+
+Nothing here names a subject: a different corpus gets a different profile with no code change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+
+
+def _stopwords() -> frozenset[str]:
+    """English stopwords (NLTK's list, which LlamaIndex ships offline)."""
+    from llama_index.core.utils import globals_helper
+
+    return frozenset(globals_helper.stopwords)
+
+
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")  # the stemmer the keyword index (bm25s) uses
+
+
+@dataclass(frozen=True)
+class CorpusProfile:
+    """Vocabulary, titles and headings of one index generation."""
+
+    titles: tuple[str, ...]
+    headings: tuple[str, ...]  # section headings, most passages first
+    questions: tuple[str, ...]  # FAQ questions (headings that end in "?"), in corpus order
+    doc_freq: Mapping[str, int] = field(repr=False)  # stemmed term -> passages using it
+    passages: int = 0
+
+    @classmethod
+    def from_passages(cls, metadata: Iterable[Mapping[str, object]], doc_freq: Mapping[str, int]) -> CorpusProfile:
+        """Build the profile from each passage's metadata and the keyword index's term counts."""
+        titles: dict[str, None] = {}
+        sections: Counter[str] = Counter()
+        questions: dict[str, None] = {}
+        count = 0
+        for meta in metadata:
+            count += 1
+            title = str(meta.get("title") or "").strip()
+            if title:
+                titles.setdefault(title)
+            section = str(meta.get("section") or "").strip()
+            last = section.split(" > ")[-1].strip() if section else ""
+            if last:
+                sections[last] += 1
+                if last.endswith("?"):
+                    questions.setdefault(last)
+        headings = tuple(h for h, _ in sections.most_common() if not h.endswith("?"))
+        return cls(tuple(titles), headings, tuple(questions), dict(doc_freq), count)
+
+    # -- describing the corpus --------------------------------------------------------------
+
+    @property
+    def topic(self) -> str:
+        """What the corpus is, for people: its documents' titles."""
+        titles = [f"“{t}”" for t in self.titles[:4]]
+        if not titles:
+            return "the documents in this index"
+        more = len(self.titles) - len(titles)
+        listed = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
+        return f"the documents {listed}" + (f" (and {more} more)" if more > 0 else "")
+
+    def examples(self, n: int = 3) -> tuple[str, ...]:
+        """Questions the corpus answers, to offer when a question is out of scope."""
+        picks = list(self.questions[:n])
+        for heading in self.headings:
+            if len(picks) >= n:
+                break
+            picks.append(f"What do the documents say about {heading[:1].lower() + heading[1:]}?")
+        return tuple(picks)
+
+    # -- weighing words ---------------------------------------------------------------------
+
+    @cached_property
+    def _stop(self) -> frozenset[str]:
+        return _stopwords()
+
+    @cached_property
+    def _stem(self):
+        return _stemmer()
+
+    @cached_property
+    def _by_initial(self) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for term in self.doc_freq:
+            groups.setdefault(term[:1], []).append(term)
+        return groups
+
+    def terms(self, text: str) -> list[str]:
+        """The content words of ``text``, stemmed as the keyword index stems them, stopwords dropped."""
+        words = [w for w in _TOKEN.findall(text.lower()) if w not in self._stop and not w.isdigit()]
+        return self._stem.stemWords(words) if words else []
+
+    def idf(self, term: str) -> float:
+        """Inverse passage frequency (BM25's), highest for a term the corpus never uses."""
+        df = self.doc_freq.get(term, 0)
+        return math.log((self.passages - df + 0.5) / (df + 0.5) + 1.0)
+
+    def known(self, term: str) -> str | None:
+        """The corpus term ``term`` is, allowing one typo in a word of five letters or more."""
+        if term in self.doc_freq:
+            return term
+        if len(term) < 5:
+            return None
+        close = difflib.get_close_matches(term, self._by_initial.get(term[:1], ()), n=1, cutoff=0.8)
+        return close[0] if close else None
+
+    def weights(self, text: str) -> dict[str, float]:
+        """Each content term of ``text`` (as the corpus spells it, typos mended) with its IDF."""
+        out: dict[str, float] = {}
+        for term in self.terms(text):
+            known = self.known(term)
+            out[known or term] = self.idf(known) if known else self.idf(term)
+        return out
+
+    def coverage(self, text: str) -> float:
+        """The IDF-weighted share of the text's content words that the corpus uses (1.0 with none)."""
+        weights = self.weights(text)
+        total = sum(weights.values())
+        if not total:
+            return 1.0
+        return sum(w for t, w in weights.items() if t in self.doc_freq) / total
+
+    def overlap(self, query_terms: Mapping[str, float], text_terms: Sequence[str] | set[str]) -> float:
+        """The IDF-weighted share of the query's terms that ``text_terms`` holds."""
+        total = sum(query_terms.values())
+        if not total:
+            return 0.0
+        present = set(text_terms)
+        return sum(w for t, w in query_terms.items() if t in present) / total
