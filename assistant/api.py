@@ -273,6 +273,16 @@ def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorOut, "description": descriptions[s]} for s in statuses}
 
 
+#: One server-sent event of a streamed chat completion (OpenAPI 3.2 ``itemSchema``).
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string", "description": "A JSON `chat.completion.chunk` (or `{error}`), then `[DONE]`."},
+    },
+    "required": ["data"],
+}
+
 #: Statuses any route may answer with.
 COMMON_ERRORS = _documented(400, 408, 413, 422, 500, 503, 504)
 
@@ -680,7 +690,7 @@ def create_app(
             200: {
                 "description": "The answer; with `stream: true`, server-sent events of `chat.completion.chunk` "
                 "objects ending with `data: [DONE]`.",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "content": {"text/event-stream": {"itemSchema": SSE_EVENT}},
             }
         },
     )
