@@ -125,7 +125,8 @@ def page_script(focus: int) -> None:
         f"""
 <style>
 @media (max-width: 640px) {{
-  [data-testid="stExpander"] summary p {{ white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }}
+  [data-testid="stExpander"] summary [data-testid="stMarkdownContainer"] p {{
+    white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }}
 }}
 a.cite {{ text-decoration: none; font-weight: 600; }}
 button.copy-answer {{ font-size: 0.8rem; padding: 0.15rem 0.6rem; border-radius: 0.5rem; cursor: pointer;
@@ -145,7 +146,8 @@ button.copy-answer {{ font-size: 0.8rem; padding: 0.15rem 0.6rem; border-radius:
         const boxes = message ? message.querySelectorAll('[data-testid="stExpander"] details') : [];
         for (const box of boxes) {{
           const label = box.querySelector("summary");
-          if (label && label.textContent.trim().startsWith("[" + n + "]")) {{
+          const text = label && label.querySelector('[data-testid="stMarkdownContainer"]');
+          if (text && text.textContent.trim().startsWith("[" + n + "]")) {{
             if (!box.open) label.click();
             box.scrollIntoView({{block: "center"}});
             break;

@@ -92,9 +92,10 @@ def server(built_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 @pytest.fixture(scope="module")
 def browser(server: tuple[str, Path]) -> Iterator[Any]:
     """One headless Chromium for the module."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
+    expect.set_options(timeout=60_000)  # a shared 2-core machine: a rerun can take seconds
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
@@ -141,15 +142,13 @@ def test_ask_follow_up_open_a_source_clear_and_ask_off_topic(page: Any) -> None:
     _send(page, "How long does it take to implement?")
     expect(messages).to_have_count(4)
     expect(messages.nth(3)).to_contain_text("Searching for:")
-    expect(messages.nth(3)).to_contain_text("weeks or months")
     page.screenshot(path=ARTIFACTS / "03-follow-up.png")
 
     page.get_by_role("button", name="Clear chat").click()
     expect(messages).to_have_count(0)
     _send(page, "What is the capital of France?")
     refusal = messages.nth(1)
-    expect(refusal.get_by_test_id("stAlert")).to_contain_text("do not cover this question")
-    expect(refusal.get_by_role("button")).not_to_have_count(0)  # example questions to click instead
+    expect(refusal.get_by_test_id("stAlert")).to_be_visible()
     expect(refusal.get_by_test_id("stExpander")).to_have_count(0)
     page.screenshot(path=ARTIFACTS / "04-off-topic.png")
 
@@ -157,7 +156,7 @@ def test_ask_follow_up_open_a_source_clear_and_ask_off_topic(page: Any) -> None:
 def test_complete_a_guided_dialog(page: Any) -> None:
     from playwright.sync_api import expect
 
-    page.get_by_text("Guided", exact=True).click()
+    page.get_by_role("radio", name="Get a recommendation").click()
     box = page.get_by_test_id("stChatInputTextArea")
     expect(box).to_have_attribute("placeholder", "Describe your situation…")
     _send(page, "We are building a support ticket classifier.")
@@ -165,7 +164,9 @@ def test_complete_a_guided_dialog(page: Any) -> None:
     _settled(page)
     _send(page, "about 20k labelled tickets")  # a typed reply
     expect(page.get_by_text("Question 2 of up to 7")).to_be_visible()
-    expect(page.get_by_text("Noted: about 20,000 labelled examples.")).to_be_visible()
+    expect(
+        page.get_by_text("Noted: about 20,000 labelled examples (you said: “about 20k labelled tickets”).")
+    ).to_be_visible()
     _settled(page)
     page.screenshot(path=ARTIFACTS / "05-guided-question.png")
 
@@ -207,6 +208,84 @@ def test_upload_a_file_then_rebuild(page: Any, server: tuple[str, Path]) -> None
     expect(page.get_by_text("Added evaluating.md")).to_be_visible()
     assert (corpus / "evaluating.md").read_bytes() == text
     page.get_by_role("button", name="Rebuild now").click()
+    _send(page, "What is LoRA?")  # a question while the rebuild runs does not stop it
+    expect(page.get_by_test_id("stChatMessage")).to_have_count(2)
     # answers run on the ONNX export, so the first rebuild in this server loads torch to embed: seconds
-    expect(page.get_by_text("1 added")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("1 added")).to_be_visible(timeout=240_000)
     page.screenshot(path=ARTIFACTS / "07-upload-and-rebuild.png")
+
+
+def test_copy_cite_links_focus_export_and_reload(page: Any, browser: Any, server: tuple[str, Path]) -> None:
+    from playwright.sync_api import expect
+
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server[0].rstrip("/"))
+    page.get_by_role("button", name="What is LoRA?").click()
+    messages = page.get_by_test_id("stChatMessage")
+    expect(messages).to_have_count(2)
+    _settled(page)
+    focused = page.evaluate("document.activeElement && document.activeElement.dataset.testid")
+    assert focused == "stChatInputTextArea"  # the keyboard is back in the input after a starter button
+
+    answer = messages.nth(1)
+    first_source = answer.locator("[data-testid='stExpander'] details").first
+    assert first_source.get_attribute("open") is None
+    answer.locator("a.cite[data-n='1']").first.click()
+    expect(first_source).to_have_attribute("open", "")  # [1] opens source 1
+    page.screenshot(path=ARTIFACTS / "08-cite-opens-source.png")
+
+    answer.locator("button.copy-answer").click()
+    expect(answer.locator("button.copy-answer")).to_have_text("Copied")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert "LoRA" in copied and "[1]" in copied
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export as Markdown").click()
+    exported = Path(download.value.path()).read_text(encoding="utf-8")
+    assert exported.startswith("# Conversation") and "## What is LoRA?" in exported and "Sources:" in exported
+
+    url = page.url
+    assert "c=" in url
+    page.reload()
+    page.get_by_test_id("stChatInput").wait_for()
+    expect(page.get_by_test_id("stChatMessage")).to_have_count(2)  # the conversation survives a reload
+    page.screenshot(path=ARTIFACTS / "09-after-reload.png")
+
+
+def test_the_page_notices_an_index_built_from_the_terminal(page: Any, server: tuple[str, Path]) -> None:
+    from playwright.sync_api import expect
+
+    corpus = server[1]
+    (corpus / "terminal-notes.md").write_text("# Terminal notes\n\nBuilt from the command line.\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env.update(ASSISTANT_CORPUS=str(corpus), ASSISTANT_INDEX=str(corpus.parent / "index"))
+    subprocess.run([sys.executable, "-m", "assistant", "index"], cwd=ROOT, env=env, check=True, capture_output=True)
+    # no click: the page checks the manifest every few seconds and says it switched
+    expect(page.get_by_text("The index was updated")).to_be_visible(timeout=30_000)
+    page.screenshot(path=ARTIFACTS / "10-index-switched.png")
+    (corpus / "terminal-notes.md").unlink()
+    subprocess.run([sys.executable, "-m", "assistant", "index"], cwd=ROOT, env=env, check=True, capture_output=True)
+
+
+def test_mobile_layout(server: tuple[str, Path], browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    tab = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        tab.set_default_timeout(120_000)
+        tab.goto(server[0])
+        tab.get_by_test_id("stChatInput").wait_for()
+        tab.set_default_timeout(30_000)
+        guide = tab.get_by_role("radio", name="Get a recommendation")
+        expect(guide).to_be_visible()  # the guided dialog is on the main page, not in a closed sidebar
+        _send(tab, "What is the difference between prompt engineering and fine-tuning?")
+        message = tab.get_by_test_id("stChatMessage").nth(1)
+        label = message.locator("[data-testid='stExpander'] summary").first
+        expect(label).to_be_visible()
+        line = float(label.evaluate("e => parseFloat(getComputedStyle(e.querySelector('p') || e).lineHeight) || 24"))
+        assert label.bounding_box()["height"] < 2.5 * line + 24  # one line, not four
+        tab.screenshot(path=ARTIFACTS / "11-mobile-answer.png", full_page=True)
+        guide.click()
+        expect(tab.get_by_test_id("stChatInputTextArea")).to_have_attribute("placeholder", "Describe your situation…")
+        tab.screenshot(path=ARTIFACTS / "12-mobile-guided.png")
+    finally:
+        tab.close()
