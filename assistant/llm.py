@@ -19,6 +19,7 @@ the server stops generating.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import queue
@@ -114,6 +115,23 @@ class Budget:
         return Budget(self.seconds * fraction, parent=self)
 
 
+_calls = threading.local()  # the HTTP responses opened by the LLM call running on this thread
+
+
+def _http_client(timeout: float) -> Any:
+    """An httpx client whose responses `stream_reply` can close when a call runs out of time."""
+    import httpx
+
+    class RecordingTransport(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = super().handle_request(request)
+            if hasattr(_calls, "responses"):
+                _calls.responses.append(response)
+            return response
+
+    return httpx.Client(transport=RecordingTransport(), timeout=timeout)
+
+
 def llm_from_spec(spec: str | None, timeout: float = 30.0, max_tokens: int | None = None) -> LLM | None:
     """Build the LlamaIndex LLM that a spec string names.
 
@@ -143,7 +161,7 @@ def llm_from_spec(spec: str | None, timeout: float = 30.0, max_tokens: int | Non
         if not os.environ.get("OPENAI_API_KEY"):
             raise LLMError("ASSISTANT_LLM uses OpenAI but OPENAI_API_KEY is not set. Set it, or unset ASSISTANT_LLM.")
         OpenAI = _import("llama_index.llms.openai", "OpenAI", "openai")
-        return OpenAI(model=rest, timeout=timeout, max_retries=0, temperature=0.1)
+        return OpenAI(model=rest, timeout=timeout, max_retries=0, temperature=0.1, http_client=_http_client(timeout))
     if kind == "openai-compatible":
         parts = _BASE_URL_AND_MODEL.match(rest)
         if not parts:
@@ -160,6 +178,7 @@ def llm_from_spec(spec: str | None, timeout: float = 30.0, max_tokens: int | Non
             timeout=timeout,
             max_retries=0,
             temperature=0.1,
+            http_client=_http_client(timeout),
         )
     if kind == "local":
         return _local_llm(Path(rest).expanduser(), max_tokens or 512)
@@ -327,6 +346,7 @@ def _call_kwargs(llm: LLM, budget: Budget, options: GenerationOptions) -> dict[s
         return {}
     # The SDK imports its resources on first use (~1.8 s): done here, so the model's budget is not charged.
     import openai.resources.chat  # noqa: F401
+
     kwargs: dict[str, Any] = {"timeout": max(0.1, budget.remaining())}
     if options.max_tokens is not None and llm.max_tokens is None:
         kwargs["max_tokens"] = options.max_tokens  # an LLM built with its own max_tokens keeps it
@@ -353,7 +373,8 @@ def stream_reply(llm: LLM, chat: list[ChatMessage], budget: Budget, options: Gen
     kwargs = _call_kwargs(llm, budget, options)
 
     def work() -> None:
-        stream = None
+        stream, finished = None, False
+        _calls.responses = []
         try:
             stream = llm.stream_chat(chat, **kwargs)
             for response in stream:
@@ -361,15 +382,30 @@ def stream_reply(llm: LLM, chat: list[ChatMessage], budget: Budget, options: Gen
                     break
                 if response.delta:
                     pieces.put(("piece", response.delta))
+            else:
+                finished = True
             pieces.put(("end", None))
         except Exception as exc:
+            stream = None  # failed: nothing left open to close
             pieces.put(("error", exc))
         finally:
             if stream is not None and hasattr(stream, "close"):
                 try:
-                    stream.close()  # closes the HTTP response: the server stops generating
+                    stream.close()
                 except Exception:  # pragma: no cover - closing a broken stream
                     logger.debug("Closing the LLM stream failed", exc_info=True)
+            if not finished:
+                # The OpenAI SDK's stream and its generator reference each other, so closing
+                # LlamaIndex's generator leaves the HTTP response open until the cycle collector
+                # runs. Close it now (the server then stops generating): directly when the request
+                # went through our transport, else by collecting the cycle.
+                responses = getattr(_calls, "responses", [])
+                for response in responses:
+                    response.close()
+                if not responses and stream is not None:
+                    stream = None
+                    gc.collect()
+            _calls.responses = []
 
     started = time.monotonic()
     deadline = started + budget.remaining()
