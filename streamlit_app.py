@@ -50,6 +50,8 @@ _MARKER = re.compile(r"\s*\[\d+\]")
 _CITE = re.compile(r"\[(\d+)\]")
 _IMAGE = re.compile(r"!\[([^\]]*)\]\s*(?:\([^)]*\)|\[[^\]]*\])")
 _SESSION_ID = re.compile(r"[0-9a-f]{32}")
+#: Guided dialogs kept in memory for reloads; a design bound (one dialog is a few kB), not a measurement.
+MAX_GUIDE_SESSIONS = 500
 #: A question longer than this is shown cut in its bubble when it is refused for its length.
 SHOWN_CHARS = 200
 # Soft enough to read through, in light and dark themes alike.
@@ -520,6 +522,8 @@ def guide_page(bot: Assistant, sid: str) -> None:
     """The guided dialog: progress, the transcript, the current question with quick replies, or the card."""
     sessions = guide_sessions()
     if sid not in sessions:
+        while len(sessions) >= MAX_GUIDE_SESSIONS:  # the least recently started dialog goes first
+            sessions.pop(next(iter(sessions)))
         sessions[sid] = bot.guide()
     st.session_state.guide = session = sessions[sid]
     step = session.last
