@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .embeddings import Embedder, Vector
@@ -63,22 +63,35 @@ class IndexStatus:
 
 
 class _Retriever(HybridRetriever):
-    """A generation's retriever that hands search failures to its assistant, which may repair the index."""
+    """A generation's retriever that hands search failures to its assistant, which may repair the index.
+
+    Every search entry point (`retrieve`, `dense`, `keyword`) retries once on the retriever the
+    assistant hands back: a newer generation, or the index rebuilt after damage.
+    """
 
     on_failure: Callable[[_Retriever, BaseException], HybridRetriever | None] | None = None
 
     def retrieve(self, question: str, k: int = 5, embedding: Vector | None = None) -> list[Passage]:
+        return self._guarded("retrieve", super().retrieve, question, k, embedding)
+
+    def dense(self, embedding: Vector, k: int) -> Any:
+        return self._guarded("dense", super().dense, embedding, k)
+
+    def keyword(self, question: str, k: int) -> Any:
+        return self._guarded("keyword", super().keyword, question, k)
+
+    def _guarded(self, name: str, call: Callable[..., Any], *args: Any) -> Any:
         try:
-            return super().retrieve(question, k, embedding)
-        except (KeyboardInterrupt, SystemExit):
+            return call(*args)
+        except (KeyboardInterrupt, SystemExit, InvalidQuestionError):
             raise
-        except BaseException as exc:  # StoreError, or a panic of Chroma's Rust core on a damaged file
+        except BaseException as exc:  # StoreError, Chroma's errors, or a panic of its Rust core on a damaged file
             replacement = self.on_failure(self, exc) if self.on_failure else None
             if replacement is None:
-                if isinstance(exc, Exception):
+                if isinstance(exc, AssistantError):
                     raise
                 raise StoreError(f"Searching the index failed: {exc}") from exc
-            return replacement.retrieve(question, k, embedding)
+            return getattr(replacement, name)(*args)
 
 
 class Assistant:

@@ -425,9 +425,13 @@ class Store:
                     continue
                 with contextlib.suppress(Exception):
                     self.client.delete_collection(name)
+        listed = {_generation_of(name, COLLECTION_PREFIX) for name in names} if names else None
         for path in self.index_dir.glob("bm25-g*"):
             gen = _generation_of(path.name, "bm25-g")
-            if path.name.endswith(".tmp") or (gen is not None and gen not in keep_gens and not self.pinned(gen)):
+            if gen == keep.generation:
+                continue
+            orphan = listed is not None and gen not in listed  # its collection is gone (a store moved aside)
+            if path.name.endswith(".tmp") or orphan or (gen not in keep_gens and not self.pinned(gen)):
                 shutil.rmtree(path, ignore_errors=True)
         self._remove_stale_pins(keep_gens)
         for path in self.index_dir.glob(".manifest-*.json"):  # manifests are written under this lock

@@ -436,7 +436,9 @@ def table(outcomes: list[Outcome]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.faults", description=__doc__.split("\n")[0])
-    parser.add_argument("--only", nargs="+", choices=sorted(FAULTS), help="run only these faults")
+    parser.add_argument(
+        "--only", nargs="+", choices=sorted(FAULTS), help="run only these faults (their rows replace those in --out)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "faults.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -444,13 +446,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="faults-", ignore_cleanup_errors=True) as tmp:
         outcomes = run(args.only or list(FAULTS), Path(tmp), embedder)
-        print(table(outcomes))
-        data = {
-            "started": started,
-            "seconds": round(time.time() - started, 1),
-            "faults": [o.to_dict() for o in outcomes],
-        }
+        rows = [o.to_dict() for o in outcomes]
+        if args.only and args.out.exists():  # a partial run replaces its rows in the last full run
+            fresh = {r["fault"] for r in rows}
+            old = [r for r in json.loads(args.out.read_text(encoding="utf-8"))["faults"] if r["fault"] not in fresh]
+            rows = sorted(old + rows, key=lambda r: list(FAULTS).index(r["fault"]))
+        data = {"started": started, "seconds": round(time.time() - started, 1), "faults": rows}
         args.out.write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf-8")
+        print(table([Outcome(**r) for r in rows]))
         print(f"\nWrote {args.out}", file=sys.stderr)
     return 0 if all(o.kept_answering for o in outcomes) else 1
 

@@ -154,22 +154,30 @@ def test_mid_file_sqlite_corruption_is_detected_quarantined_and_rebuilt(
 
     assert report.repaired and "malformed" in report.repaired and report.full
     assert len(list(settings.index_dir.glob("chroma.broken-*"))) == 1
+    assert [p.name for p in settings.index_dir.glob("bm25-g*")] == [f"bm25-g{report.generation}"]  # none orphaned
     bot = Assistant.open(settings, embedder=embedder)
     assert bot.retrieve("What is LoRA?", k=1)[0].source == "lora.md"
 
 
-def test_a_store_damaged_under_a_running_assistant_is_repaired_on_the_next_question(
-    mini_corpus: Path, settings: Settings, embedder: Embedder
+@pytest.mark.parametrize("where", ["header", "middle"])
+def test_a_damaged_store_is_repaired_when_opened_or_on_the_first_question(
+    mini_corpus: Path, settings: Settings, embedder: Embedder, where: str
 ) -> None:
     subprocess.run([sys.executable, "-m", "assistant.cli", "index"], check=True, capture_output=True, timeout=300)
     db = settings.index_dir / "chroma" / "chroma.sqlite3"
     with open(db, "r+b") as fh:
-        fh.write(b"garbage" * 4096)  # the header and the first pages
+        if where == "header":
+            fh.write(b"garbage" * 4096)  # the header and the first pages: Chroma cannot even start
+        else:
+            fh.seek(db.stat().st_size // 2)
+            fh.write(os.urandom(65536))  # Chroma starts; the search itself fails (or panics)
 
-    bot = Assistant.open(settings, embedder=embedder)  # detected on open
+    bot = Assistant.open(settings, embedder=embedder)
+    top = bot.retrieve("What is LoRA?", k=1)[0]
 
+    assert top.source == "lora.md"
     assert bot.last_switch is not None and bot.last_switch.reason == "the index was damaged and has been rebuilt"
-    assert bot.retrieve("What is LoRA?", k=1)[0].source == "lora.md"
+    assert len(list(settings.index_dir.glob("chroma.broken-*"))) == 1
 
 
 def test_disk_use_is_bounded_across_rebuilds_and_failures(
