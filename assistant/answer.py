@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .compose import ExtractiveComposer, SentenceCache
 from .embeddings import Embedder
 from .errors import LLMError
-from .followup import rewrite_followup
+from .followup import context_of, may_follow, neutral_like, refers_back, with_context
 from .llm import (
     CONDENSE_SHARE,
     Budget,
@@ -237,19 +237,10 @@ class AnswerEngine:
     ) -> Iterator[str | Answer]:
         question, history = prepared
         budget = Budget(self.settings.llm_timeout)  # one budget for every LLM call of this answer
-        query = self._standalone(question, history, budget)
-        vector = self.embedder.embed_query(query)
-        passages = self._retriever().retrieve(query, self.settings.top_k, embedding=vector)
-        profile = self._retriever().profile
-        asked_similarity = None
-        if query != question and profile.coverage(question) < self.refusal.min_coverage:
-            own = self._retriever().dense(self.embedder.embed_query(question), 1)
-            asked_similarity = max((cosine for _, cosine in own), default=0.0)
-        if not self.refusal.answerable(
-            query, passages, profile, self.background(), asked=question, asked_similarity=asked_similarity
-        ):
+        query, vector, passages, answerable = self._search(question, history, budget)
+        if not answerable:
             logger.info("Refused (best similarity %.2f): %r", max((p.similarity for p in passages), default=0), query)
-            answer = Answer(refusal_text(profile), (), False, query, backend=self.backend)
+            answer = Answer(refusal_text(self._retriever().profile), (), False, query, backend=self.backend)
             yield answer.text
             yield answer
             return
@@ -258,22 +249,52 @@ class AnswerEngine:
             return
         yield from self._generative(query, vector, passages, history, budget, options or GenerationOptions())
 
-    def _standalone(self, question: str, history: list[Message], budget: Budget) -> str:
-        if not history:
-            return question
-        if self.llm is not None:
-            try:
-                condensed = condense(self.llm, question, history, budget.share(CONDENSE_SHARE), self.topic)
-            except LLMError as exc:
-                logger.warning("Condensing with the LLM failed (%s); rewriting by rule", exc)
-            else:
-                valid = valid_standalone(condensed)
-                if valid is not None:
-                    return valid
-                logger.warning(
-                    "The LLM's condensed question is not one short question (%r); rewriting by rule", condensed[:200]
-                )
-        return rewrite_followup(question, history, self._retriever().profile)
+    def _search(
+        self, question: str, history: list[Message], budget: Budget
+    ) -> tuple[str, list[float], list[Passage], bool]:
+        """What to search for, the passages found, and whether the corpus covers the question.
+
+        Without history the question is searched as typed. A follow-up is condensed by the LLM
+        when there is one; otherwise it is searched as typed when it stands on its own and the
+        corpus covers it, else together with the turns before it (`followup.context_of`).
+        """
+        retriever, profile, background = self._retriever(), self._retriever().profile, self.background()
+
+        def search(text: str) -> tuple[list[float], list[Passage]]:
+            vector = self.embedder.embed_query(text)
+            return vector, retriever.retrieve(text, self.settings.top_k, embedding=vector)
+
+        condensed = self._condensed(question, history, budget) if history and self.llm is not None else None
+        query = condensed or question
+        vector, passages = search(query)
+        # Coverage is read from the words the user typed, never from a subject a rewrite added.
+        answerable = self.refusal.answerable(query, passages, profile, background, asked=question)
+        context = context_of(history) if history and condensed is None else None
+        if context is None or (answerable and not refers_back(question)) or not may_follow(question):
+            return query, vector, passages, answerable  # a question of its own, judged on its own
+        combined = with_context(question, context)
+        vector, passages = search(combined)
+        neutral = retriever.dense(self.embedder.embed_query(with_context(neutral_like(question), context)), 1)
+        follows = self.refusal.follows_up(
+            max((p.similarity for p in passages), default=0.0), max((c for _, c in neutral), default=0.0), background
+        )
+        return combined, vector, passages, follows
+
+    def _condensed(self, question: str, history: list[Message], budget: Budget) -> str | None:
+        """The LLM's standalone version of a follow-up, or None when it failed or is not one question."""
+        assert self.llm is not None
+        try:
+            condensed = condense(self.llm, question, history, budget.share(CONDENSE_SHARE), self.topic)
+        except LLMError as exc:
+            logger.warning("Condensing with the LLM failed (%s); searching with the earlier turns", exc)
+            return None
+        valid = valid_standalone(condensed)
+        if valid is None:
+            logger.warning(
+                "The LLM's condensed question is not one short question (%r); searching with the earlier turns",
+                condensed[:200],
+            )
+        return valid
 
     def _extractive(
         self, query: str, vector: Sequence[float], passages: list[Passage], note: str | None = None

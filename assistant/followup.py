@@ -1,16 +1,12 @@
-"""Follow-up questions: check the chat history and rewrite a follow-up into a standalone question.
+"""Follow-up questions: whether a question leans on the turns before it, and what to search for then.
 
-Without an LLM the rewrite is rule-based and carries the previous subject forward. A subject
-is the longest run of words in a question that the corpus itself uses (`subjects_in`), so the
-rules work on any corpus:
-
-- an elliptical question ("And prompt engineering?", "What about LoRA?") takes the previous
-  question and swaps its subject for the new one;
-- a question whose subject is a pronoun ("How long does it take?", "What are its limitations?")
-  gets the previous subject in place of the pronoun;
-- an elliptical question without a subject ("What about the cost?") gets "of <subject>" appended.
-
-A question that names a subject of its own is left alone.
+Without an LLM, a follow-up is searched together with the question it follows: "How long does it
+take?" after "What is fine-tuning?" is searched as "What is fine-tuning? How long does it take?".
+The embedding of the two together lands on the passage about the earlier subject's duration, and
+no rule needs to know what a subject is, so this works on any corpus. Whether the follow-up still
+belongs to the corpus is the refusal policy's question (`RefusalPolicy.follows_up`): an off-topic
+follow-up pulls the combined question further from the corpus than a follow-up of the same
+length that asks nothing new (`neutral_like`) does.
 """
 
 from __future__ import annotations
@@ -18,91 +14,60 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .profile import CorpusProfile
 from .validation import Message
 
-_PRONOUN = re.compile(r"\b(its|it|this|that|they|them|their|these|those)\b", re.IGNORECASE)
-_ELLIPSIS = re.compile(
-    r"^\s*(?:and|but|also|so)?\s*(?:what|how)\s+about\s+(?P<rest>.+?)\s*\??\s*$|^\s*(?:and|but|also)\s+(?P<rest2>.+?)\s*\??\s*$",
+#: How many earlier user turns a follow-up is searched with, at most.
+CONTEXT_TURNS = 3
+
+#: Openings and words that point back at an earlier turn (English, any corpus).
+_CONNECTIVE = re.compile(r"^\W*(?:and|but|so|ok(?:ay)?|now|also|then|what about|how about)\b", re.IGNORECASE)
+_REFERENCE = re.compile(
+    r"\b(?:it|its|it's|they|them|their|this|that|these|those|one|ones|each|both|either|the two|the other)\b",
     re.IGNORECASE,
 )
-_QUESTION_WORD = re.compile(
-    r"^\s*(?:what|how|why|when|which|who|where|is|are|does|do|can|should|could|would|will)\b", re.IGNORECASE
-)
+#: A question this short ("Give me an example.") cannot stand on its own.
+SHORT_WORDS = 4
 
 
-def subjects_in(text: str, profile: CorpusProfile | None) -> list[str]:
-    """The subject a text names: its longest run of words the corpus uses (none without a profile).
-
-    "What are the limitations of prompt engineering?" names "prompt engineering" when the corpus
-    uses both words; nothing in this module knows what any corpus is about.
-    """
-    if profile is None:
-        return []
-    runs: list[list[str]] = [[]]
-    for word in re.findall(r"[\w][\w'-]*", text):
-        terms = profile.terms(word)
-        if terms and all(profile.known(t) == t for t in terms):
-            runs[-1].append(word)
-        elif runs[-1]:
-            runs.append([])
-    best = max(runs, key=len)  # the first of the longest
-    return [" ".join(best)] if best else []
+def refers_back(question: str) -> bool:
+    """Whether a question points at an earlier turn: a pronoun or a connective opening ("And ...?")."""
+    return bool(_CONNECTIVE.match(question) or _REFERENCE.search(question))
 
 
-def rewrite_followup(question: str, history: Sequence[Message], profile: CorpusProfile | None = None) -> str:
-    """Rewrite a follow-up question into a standalone one, using earlier user turns.
+def may_follow(question: str) -> bool:
+    """Whether a question may be a follow-up: it points back, or is too short to stand alone."""
+    return refers_back(question) or len(question.split()) <= SHORT_WORDS
+
+
+def context_of(history: Sequence[Message]) -> str | None:
+    """What a follow-up is searched with: the last user turn, with the turns it leaned on.
 
     Args:
-        question: The new question, already validated.
         history: Earlier messages, oldest first (see `assistant.validation.validate_history`).
-        profile: The corpus's vocabulary, which tells what a question's subject is.
 
     Returns:
-        The standalone question; ``question`` unchanged when it needs no rewrite.
+        The context text, or None when the history holds no user turn.
     """
-    previous = ""
-    for message in history:
-        if message["role"] == "user" and message["content"].strip():
-            previous = _rewrite_one(message["content"].strip(), previous, profile)
-    return _rewrite_one(question, previous, profile)
+    turns = [m["content"].strip() for m in history if m["role"] == "user" and m["content"].strip()]
+    context: str | None = None
+    for turn in turns[-CONTEXT_TURNS:]:
+        context = f"{context} {turn}" if context and refers_back(turn) else turn
+    return context
 
 
-def _rewrite_one(question: str, previous: str, profile: CorpusProfile | None) -> str:
-    if not previous:
-        return question
-    prev_subjects = subjects_in(previous, profile)
-    own = [s for s in subjects_in(question, profile) if not _PRONOUN.fullmatch(s)]
-    ellipsis = _ELLIPSIS.match(question)
-    if ellipsis:
-        rest = (ellipsis.group("rest") or ellipsis.group("rest2") or "").strip()
-        if own and prev_subjects and not _QUESTION_WORD.match(rest):
-            # "And prompt engineering?": the previous question, about the new subject.
-            return _swap_subject(previous, prev_subjects, own[0])
-        if not own and prev_subjects:
-            return f"What about {rest} of {_join(prev_subjects)}?"
-        if own:
-            return question
-    if not prev_subjects:
-        return question
-    subject = _join(prev_subjects)
-    match = _PRONOUN.search(question)
-    if own and not match:
-        return question
-    if match:
-        word = match.group(1).lower()
-        replacement = f"{subject}'s" if word in ("its", "their") else subject
-        return question[: match.start()] + replacement + question[match.end() :]
-    if _QUESTION_WORD.match(question) and len(question.split()) <= 8:
-        # A short question with no subject at all ("How long does implementation take?").
-        return f"{question.rstrip(' ?')} for {subject}?"
-    return question
+def with_context(question: str, context: str) -> str:
+    """The text a follow-up is searched as."""
+    return f"{context} {question}"
 
 
-def _swap_subject(previous: str, prev_subjects: list[str], new: str) -> str:
-    swapped, count = re.subn(re.escape(prev_subjects[0]), new, previous, count=1, flags=re.IGNORECASE)
-    return swapped if count else f"{previous.rstrip(' ?')} for {new}?"
+_FILLER = "please tell me more about that in some more detail thanks".split()
 
 
-def _join(subjects: list[str]) -> str:
-    return subjects[0] if len(subjects) == 1 else f"{subjects[0]} and {subjects[1]}"
+def neutral_like(question: str) -> str:
+    """A follow-up that asks nothing new, as many words long as ``question``.
+
+    Appending any words to a question moves its embedding; comparing a real follow-up with this
+    one tells a follow-up that moves it elsewhere (off-topic) from one that only adds length.
+    """
+    n = max(1, len(question.split()))
+    return " ".join((_FILLER * (n // len(_FILLER) + 1))[:n])

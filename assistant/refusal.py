@@ -88,6 +88,13 @@ class RefusalPolicy:
     #: When the corpus uses every word typed, the background level itself is the bar (dev: one
     #: more product question answered, 0.130 refused, no off-topic one more answered).
     full_coverage_margin: float = 0.0
+    #: How much further than a neutral follow-up a follow-up may pull the combined question's
+    #: best similarity down. Dev dialogs (both corpora, 22): in-scope follow-ups pulled it by at
+    #: most 0.08, off-topic ones by 0.03 to 0.20 ("fine tune my guitar" 0.03, "a good restaurant
+    #: near the office" 0.06, "train a dog to sit" 0.11, "the capital of France" 0.20). 0.14
+    #: keeps the short in-scope follow-ups of the issue ("How long does it take?" after "What is
+    #: fine-tuning?": 0.13) and refuses the far ones.
+    max_pull: float = 0.14
 
     def answerable(
         self,
@@ -96,7 +103,6 @@ class RefusalPolicy:
         profile: CorpusProfile,
         background: Background,
         asked: str | None = None,
-        asked_similarity: float | None = None,
     ) -> bool:
         """Whether the passages answer ``query`` well enough to try.
 
@@ -114,13 +120,28 @@ class RefusalPolicy:
         if not passages:
             return False
         best = max(p.similarity for p in passages)
-        if asked_similarity is not None:
-            best = min(best, asked_similarity)
         coverage = profile.coverage(asked if asked is not None else query)
-        if coverage >= 0.99:
+        if coverage >= 0.99:  # "every word", with room for float error
             bar = background.level + self.full_coverage_margin
         elif coverage >= self.min_coverage:
             bar = background.level + self.covered_margin
         else:
             bar = background.level + self.margin
         return best >= bar
+
+    def follows_up(self, combined_similarity: float, neutral_similarity: float, background: Background) -> bool:
+        """Whether a follow-up stays with the corpus.
+
+        Args:
+            combined_similarity: The best similarity of the earlier question(s) with the follow-up.
+            neutral_similarity: The same with a follow-up of equal length that asks nothing new.
+            background: The corpus's background similarity level.
+
+        Returns:
+            True when the combined question still matches the corpus and the follow-up did not
+            pull it much further away than words that ask nothing would.
+        """
+        return (
+            combined_similarity >= background.level + self.covered_margin
+            and combined_similarity - neutral_similarity >= -self.max_pull
+        )
