@@ -27,3 +27,47 @@ def test_environment_then_overrides() -> None:
 def test_bad_number_says_which_variable() -> None:
     with pytest.raises(AssistantError, match="ASSISTANT_TOP_K='lots' is not a number"):
         Settings.from_env({"ASSISTANT_TOP_K": "lots"})
+
+
+def test_llm_max_tokens_from_the_environment() -> None:
+    assert Settings().llm_max_tokens == 512
+    assert Settings.from_env({"ASSISTANT_LLM_MAX_TOKENS": "64"}).llm_max_tokens == 64
+
+
+def test_a_checkout_keeps_corpus_and_index_beside_the_code() -> None:
+    from assistant.config import PROJECT_ROOT, in_checkout
+
+    assert in_checkout()
+    s = Settings.from_env({})
+    assert s.corpus_dir == PROJECT_ROOT / "corpus" and s.index_dir == PROJECT_ROOT / "index"
+    assert Settings.from_env({"ASSISTANT_CORPUS": "/srv/docs"}).index_dir == PROJECT_ROOT / "index"
+
+
+def test_an_installed_package_keeps_its_index_in_the_user_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sysconfig
+
+    from assistant import config
+
+    monkeypatch.setattr(config, "in_checkout", lambda: False)  # as in a wheel (tests/test_wheel.py does it for real)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    base = tmp_path / "data" / "askdocs-cited"
+    assert Settings.from_env({}).index_dir == base / "index"
+    docs, other = (
+        Settings.from_env({"ASSISTANT_CORPUS": "/srv/docs"}),
+        Settings.from_env({"ASSISTANT_CORPUS": "/a/docs"}),
+    )
+    assert docs.index_dir.parent == base / "indexes" and docs.index_dir.name.startswith("docs-")
+    assert docs.index_dir != other.index_dir  # two corpora never share an index
+    assert docs.replace(corpus_dir=Path("/a/docs")).index_dir == other.index_dir
+    with pytest.raises(AssistantError, match="inside the installed packages"):
+        Settings(index_dir=Path(sysconfig.get_paths()["purelib"]) / "index")
+
+
+def test_open_takes_corpus_and_index_folders(mini_corpus: Path, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    from assistant import Assistant
+
+    bot = Assistant.open(corpus_dir=mini_corpus, index_dir=tmp_path / "my-index", embedder=embedder)
+    assert bot.settings.corpus_dir == mini_corpus and (tmp_path / "my-index" / "manifest.json").is_file()
+    assert bot.status().documents == 2
