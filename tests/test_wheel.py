@@ -56,6 +56,7 @@ def test_wheel_in_a_fresh_venv_answers_from_an_empty_folder(tmp_path: Path) -> N
     )
     log = built.stdout + built.stderr
     assert "Building wheel" in log and "project.license" not in log  # setuptools' deprecation of the table form
+    assert "Package would be ignored" not in log
     (wheel,) = (tmp_path / "dist").glob("askdocs_cited-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
