@@ -114,9 +114,14 @@ def main() -> None:
 
         def do_rebuild() -> None:
             time.sleep(args.seconds / 4)
-            r = httpx.post(f"{url}/v1/index/rebuild", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=600)
-            rebuild["status"] = r.status_code
-            rebuild["generation"] = r.json().get("generation")
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            r = httpx.post(f"{url}/v1/index/rebuild", headers=auth, timeout=60)  # 202 and a status URL
+            job = r.json()
+            while job.get("status") == "running":
+                time.sleep(0.5)
+                job = httpx.get(f"{url}{job['status_url']}", headers=auth, timeout=60).json()
+            rebuild["status"] = job.get("status", r.status_code)
+            rebuild["generation"] = job.get("generation")
 
         rt = threading.Thread(target=do_rebuild)
         rt.start()
