@@ -92,15 +92,21 @@ class IndexReport:
 
     def summary(self) -> str:
         """One line for people."""
+        kept = f" {_count(self.kept, 'file')} kept as indexed (cannot be read now)." if self.kept else ""
         if not self.changed:
             return (
                 f"Index is up to date: {_count(self.unchanged, 'file')} unchanged, nothing embedded "
-                f"({_count(self.chunks_total, 'chunk')})."
+                f"({_count(self.chunks_total, 'chunk')}).{kept}"
             )
+        repaired = (
+            f"The index store was damaged ({self.repaired}); it was moved aside and rebuilt from the corpus. "
+            if self.repaired
+            else ""
+        )
         return (
-            f"{'Full rebuild' if self.full else 'Index updated'}: {self.added} added, {self.updated} updated, "
+            f"{repaired}{'Full rebuild' if self.full else 'Index updated'}: {self.added} added, {self.updated} updated, "
             f"{self.removed} removed, {self.unchanged} unchanged; {_count(self.chunks_embedded, 'chunk')} embedded "
-            f"({self.chunks_total:,} in the index) in {self.seconds:.1f}s."
+            f"({self.chunks_total:,} in the index) in {self.seconds:.1f}s.{kept}"
         )
 
 
@@ -266,7 +272,7 @@ class Indexer:
             try:
                 report = self._build(full, progress)
             except IndexDamagedError as exc:
-                report = self._repair(str(exc), progress)
+                report = self._repair(self.store.integrity_problem() or str(exc), progress)
             except StoreError as exc:
                 problem = self.store.integrity_problem()
                 if problem is None:

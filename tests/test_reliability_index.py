@@ -153,6 +153,7 @@ def test_mid_file_sqlite_corruption_is_detected_quarantined_and_rebuilt(
     report = _other_process(settings, embedder).build()  # `assistant index`: never "up to date" on a damaged store
 
     assert report.repaired and "malformed" in report.repaired and report.full
+    assert report.summary().startswith("The index store was damaged (chroma.sqlite3: database disk image is malformed)")
     assert len(list(settings.index_dir.glob("chroma.broken-*"))) == 1
     assert [p.name for p in settings.index_dir.glob("bm25-g*")] == [f"bm25-g{report.generation}"]  # none orphaned
     bot = Assistant.open(settings, embedder=embedder)
@@ -233,6 +234,7 @@ def test_a_briefly_unreadable_file_keeps_its_chunks(
     monkeypatch.undo()
 
     assert (report.added, report.removed, report.kept) == (1, 0, 1)
+    assert report.summary().endswith("1 file kept as indexed (cannot be read now).")
     assert any("cannot be read (Permission denied)" in str(p) for p in report.problems)
     assert bot.retrieve("What is LoRA?", k=1)[0].source == "lora.md"  # still answered, from generation 2
     assert bot.status().generation == 2 and bot.status().documents == 3
