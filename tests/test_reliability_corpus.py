@@ -14,6 +14,9 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from assistant import Assistant, Settings
 from assistant.corpus import add_file, load_corpus, parse_front_matter
@@ -217,3 +220,19 @@ def test_one_of_each_bad_file_leaves_the_engine_answering(
     assert bot.status().documents == 5
     assert "lora.md" in {p.source for p in bot.retrieve("What is LoRA?", k=3)}
     assert not any("root:x" in p.text for p in bot.retrieve("root x 0 0 root /root /bin/bash", k=5))
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([*"ab:-[]{}&*!|>'\"#?, ", "\n", "\n  ", "!!float", "2001-13-45", "title", "kind", "\t"]),
+        max_size=40,
+    ).map("".join)
+)
+def test_any_front_matter_either_parses_or_is_a_named_value_error(header: str) -> None:
+    try:
+        meta, _ = parse_front_matter(f"---\n{header}\n---\nBody")
+    except ValueError as exc:
+        assert str(exc).startswith("front matter")
+    else:
+        assert all(isinstance(v, str) for v in meta.values()) and set(meta) <= {"title", "kind", "summary"}
