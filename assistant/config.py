@@ -18,7 +18,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DIST_NAME = "askdocs-cited"
 
 #: Bumped whenever chunking changes in a way that alters chunk text or ids; forces a full rebuild.
-CHUNKER_VERSION = "4"
+CHUNKER_VERSION = "5"
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 

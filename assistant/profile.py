@@ -127,6 +127,21 @@ class CorpusProfile:
         close = difflib.get_close_matches(term, self._by_initial.get(term[:1], ()), n=1, cutoff=0.8)
         return close[0] if close else None
 
+    def corrected(self, text: str) -> str:
+        """``text`` with each misspelt word the corpus nearly uses replaced by the corpus's term."""
+
+        def mend(match: re.Match[str]) -> str:
+            word = match.group()
+            if word.lower() in self._stop or word.isdigit():
+                return word
+            stem = self._stem.stemWord(word.lower())
+            if stem in self.doc_freq:
+                return word
+            known = self.known(stem)
+            return known if known else word
+
+        return _TOKEN.sub(mend, text)
+
     def weights(self, text: str) -> dict[str, float]:
         """Each content term of ``text`` (as the corpus spells it, typos mended) with its IDF."""
         out: dict[str, float] = {}

@@ -52,7 +52,7 @@ def test_answer_is_short_and_has_no_near_duplicates(bot: Assistant) -> None:
     answer = bot.ask("Can I use fine-tuning and prompt engineering together?")
 
     pieces = quoted_sentences(answer)
-    assert 2 <= len(MARKER.findall(answer.text)) <= 5
+    assert 2 <= len(MARKER.findall(answer.text)) <= bot.answers.composer.max_units + 1  # +1: an antecedent
     assert len(pieces) == len(set(pieces))
 
 
