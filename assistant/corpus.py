@@ -125,7 +125,9 @@ def _walk(root: Path) -> tuple[list[Path], list[CorpusFileError]]:
             path = Path(dirpath) / name
             if name.startswith("."):
                 if not name.startswith((".upload-", ".#")):  # our upload temporaries, editors' lock files
-                    problems.append(CorpusFileError(path, "is hidden (its name starts with '.'); rename it to index it"))
+                    problems.append(
+                        CorpusFileError(path, "is hidden (its name starts with '.'); rename it to index it")
+                    )
                 continue
             reason = _bad_name(path.relative_to(root).as_posix())
             if reason:
