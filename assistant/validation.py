@@ -31,7 +31,7 @@ def validate_question(question: Any, max_chars: int) -> str:
         raise InvalidQuestionError(f"The question must be text, not {type(question).__name__}.")
     question = question.strip()
     if not question:
-        raise InvalidQuestionError("The question is empty. Ask something, for example: What is LoRA?")
+        raise InvalidQuestionError("The question is empty: type a question.")
     if len(question) > max_chars:
         raise InvalidQuestionError(
             f"The question is {len(question):,} characters long; the limit is {max_chars:,}. Shorten it."

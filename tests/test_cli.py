@@ -70,7 +70,7 @@ def test_empty_question_is_refused_with_exit_code_1(runner: CliRunner, mini_corp
     result = runner.invoke(cli, ["retrieve", "   "])
 
     assert result.exit_code == 1
-    assert result.stderr.endswith("Error: The question is empty. Ask something, for example: What is LoRA?\n")
+    assert result.stderr.endswith("Error: The question is empty: type a question.\n")
 
 
 def test_guide_asks_then_recommends_with_sources(runner: CliRunner, corpus_dir: Path) -> None:

@@ -1,0 +1,127 @@
+"""The engine on a corpus it was never tuned for: the invented employee handbook in bench/corpora.
+
+Everything the engine knows about a corpus is read off its index (`CorpusProfile`): these tests
+check that the product corpus's subject leaks into nothing, and that refusals, hard-wrapped text
+and the answer-shape rules hold on the handbook through the same code.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from assistant import Assistant, Settings
+from assistant.chunking import sentence_spans
+from assistant.embeddings import Embedder
+
+ROOT = Path(__file__).resolve().parent.parent
+HANDBOOK = ROOT / "bench" / "corpora" / "handbook"
+#: The generic engine: none of these may name the product corpus's subject in code.
+ENGINE_MODULES = [
+    "answer.py", "chunking.py", "compose.py", "engine.py", "followup.py", "llm.py",
+    "profile.py", "refusal.py", "retrieval.py", "validation.py", "ingest.py", "store.py",
+]  # fmt: skip
+PRODUCT_WORDS = re.compile(r"prompt engineering|prompting|fine[- ]?tun|lora\b|hyperparameter", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def handbook(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[Assistant]:
+    index = tmp_path_factory.mktemp("handbook-index")
+    yield Assistant.open(Settings(corpus_dir=HANDBOOK, index_dir=index), embedder=embedder)
+
+
+def code_strings(path: Path) -> list[str]:
+    """Every string literal and name in a module, docstrings left out."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            out.append(node.value)
+        elif isinstance(node, ast.Name):
+            out.append(node.id)
+    return out
+
+
+@pytest.mark.parametrize("module", ENGINE_MODULES)
+def test_the_engine_names_no_corpus_subject_in_code(module: str) -> None:
+    found = [s for s in code_strings(ROOT / "assistant" / module) if PRODUCT_WORDS.search(s)]
+    assert found == []
+
+
+def test_the_profile_is_read_off_the_handbook_index(handbook: Assistant) -> None:
+    profile = handbook.retriever.profile
+
+    assert "Leave and Time Off" in profile.titles and "Handbook FAQ" in profile.titles
+    assert all(q.endswith("?") for q in profile.examples())  # the FAQ's own questions
+    assert profile.examples()[0] in profile.questions
+    assert profile.known("leave") == "leav" and profile.known("quantization") is None
+    assert profile.coverage("annual leave allowance") == 1.0
+    assert profile.coverage("quantization of transformer weights") < 0.4
+
+
+def test_the_handbook_is_answered_and_what_it_does_not_cover_is_refused(handbook: Assistant) -> None:
+    answered = handbook.ask("How many days of annual leave do I get?")
+    refused = [handbook.ask(q) for q in ("What is the capital of France?", "What is LoRA?", "How do I bake bread?")]
+
+    assert answered.answerable and answered.citations
+    for answer in refused:
+        assert not answer.answerable and answer.citations == ()
+        assert "Leave and Time Off" in answer.text  # says what this corpus covers
+        assert not PRODUCT_WORDS.search(answer.text)
+
+
+def test_hard_wrapped_lines_are_quoted_as_whole_sentences(handbook: Assistant) -> None:
+    answer = handbook.ask("How does annual leave build up?")
+    cited_files = {p.source for p in answer.citations}
+
+    assert "leave-and-time-off.md" in cited_files
+    assert not re.search(r"\[\d+\] [a-z]", answer.text)  # no marker in the middle of a sentence
+    for line in answer.text.splitlines():
+        if line and not line.startswith("- "):
+            assert re.search(r"[.!?:…”\")] \[\d+\]$", line) or re.search(r"[.!?:…”\")] \[\d+\] ", line), line
+
+
+def test_a_line_break_inside_a_paragraph_is_a_space() -> None:
+    text = "Leave builds up month by\nmonth rather than all at once. It is\npaid.\n\n- an item\n  wrapped\n- next"
+    assert [" ".join(text[a:b].split()) for a, b in sentence_spans(text)] == [
+        "Leave builds up month by month rather than all at once.",
+        "It is paid.",
+        "- an item wrapped",
+        "- next",
+    ]
+
+
+def test_answers_open_with_a_sentence_and_keep_lists(bot: Assistant) -> None:
+    for question in ("what are the key differences?", "What resources does fine-tuning need?", "What is LoRA?"):
+        answer = bot.ask(question)
+        first = answer.text.split("\n")[0]
+        assert re.search(r"[.!?:…’”\")] \[\d+\]", first) or first.endswith(":"), first  # never a fragment
+    resources = bot.ask("What resources does fine-tuning need?").text
+    assert "\n- High-performance computing infrastructure" in resources  # the list stays a list
+
+
+def test_a_question_about_both_sides_gets_both(bot: Assistant) -> None:
+    answer = bot.ask("How long does prompt engineering take compared to fine-tuning?")
+
+    assert "hours or days" in answer.text and "weeks or months" in answer.text
+
+
+def test_a_dangling_pronoun_brings_its_antecedent(bot: Assistant) -> None:
+    answer = bot.ask("Does LoRA reduce computational demands?")
+    sentences = [s for s, _ in re.findall(r"([^\]\n]+?) \[(\d+)\]", answer.text)]
+
+    for i, sentence in enumerate(sentences):
+        if re.match(r"\s*(?:This|It|These|They)\b", sentence):
+            assert i > 0, answer.text  # never the opening sentence
