@@ -114,7 +114,8 @@ def test_a_build_that_fails_midway_keeps_the_old_index(
 ) -> None:
     Assistant.open(settings, embedder=embedder)
     generation = Store.from_settings(settings).read_manifest().generation  # type: ignore[union-attr]
-    (mini_corpus / "new.md").write_text("# New\n\nFirst new paragraph.\n\nSecond new paragraph.\n")
+    # two sections, so two chunks (short paragraphs of one section are joined into one chunk)
+    (mini_corpus / "new.md").write_text("# New\n\n## One\n\nFirst new paragraph.\n\n## Two\n\nSecond new paragraph.\n")
     failing = _FailingEmbedder("failing", lambda: embedder.model, batch_size=1)
 
     with pytest.raises(RuntimeError, match="embedder crashed"):
@@ -130,7 +131,9 @@ def test_a_build_that_fails_midway_keeps_the_old_index(
 
 def test_a_killed_build_keeps_the_old_index(mini_corpus: Path, settings: Settings, embedder: Embedder) -> None:
     Assistant.open(settings, embedder=embedder)
-    (mini_corpus / "big.md").write_text("\n\n".join(f"Paragraph {i} about prompts and tuning." for i in range(40)))
+    (mini_corpus / "big.md").write_text(
+        "\n\n".join(f"## Part {i}\n\nParagraph {i} about prompts and tuning." for i in range(40))
+    )
     script = textwrap.dedent(
         """
         import os, signal
