@@ -53,12 +53,25 @@ logger = logging.getLogger(__name__)
 EXTRACTIVE = "extractive"
 
 
-def refusal_text(profile: CorpusProfile) -> str:
-    """What a refused question gets: what the corpus covers, and questions it does answer."""
+def refusal_text(profile: CorpusProfile, nearest: Passage | None = None) -> str:
+    """What a refused question gets: what the corpus covers, and questions it does answer.
+
+    Args:
+        profile: The corpus's titles and example questions.
+        nearest: The closest passage when it stands above the corpus's background level: the
+            question may be covered in words the engine did not match, so the reply says it is
+            unsure and where to look, rather than that the documents say nothing.
+    """
     examples = "\n".join(f"- {q}" for q in profile.examples())
-    return f"I can't answer that from {profile.topic}: they do not cover this question." + (
-        f" You could ask, for example:\n{examples}" if examples else ""
-    )
+    if nearest is not None:
+        where = f"“{nearest.title}”" + (f", under “{nearest.section.split(' > ')[-1]}”" if nearest.section else "")
+        opening = (
+            f"I'm not sure {profile.topic} cover this question. The closest they come is in {where}; "
+            "try asking about that in other words."
+        )
+    else:
+        opening = f"I can't answer that from {profile.topic}: they do not cover this question."
+    return opening + (f" You could ask, for example:\n{examples}" if examples else "")
 
 
 FALLBACK_NOTE = "The language model was unavailable ({reason}); this answer quotes the documents instead."
@@ -240,7 +253,11 @@ class AnswerEngine:
         query, vector, passages, answerable = self._search(question, history, budget)
         if not answerable:
             logger.info("Refused (best similarity %.2f): %r", max((p.similarity for p in passages), default=0), query)
-            answer = Answer(refusal_text(self._retriever().profile), (), False, query, backend=self.backend)
+            nearest = max(passages, key=lambda p: p.similarity, default=None)
+            if nearest is not None and nearest.similarity < self.background().level:
+                nearest = None  # as far from the corpus as questions about anything else
+            text = refusal_text(self._retriever().profile, nearest)
+            answer = Answer(text, (), False, query, backend=self.backend)
             yield answer.text
             yield answer
             return

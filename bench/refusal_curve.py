@@ -66,10 +66,10 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print("margin  " + "  ".join(f"{name:>24}" for name in curves))
+    print("margin  " + "  ".join(f"{name + ' (in refused / off answered)':>40}" for name in curves))
     for i, margin in enumerate(MARGINS):
         mark = " <- shipped" if margin == shipped.margin else ""
-        cells = "  ".join(f"in-refused {p[i][1]:.3f} off-answered {p[i][2]:.3f}"[-24:] for p in curves.values())
+        cells = "  ".join(f"{p[i][1]:>31.3f} / {p[i][2]:.3f}" for p in curves.values())
         print(f"{margin:+.2f}  {cells}{mark}")
     (BLIND / "refusal_curve.json").write_text(json.dumps(curves, indent=1), encoding="utf-8")
     import matplotlib

@@ -125,3 +125,11 @@ def test_a_dangling_pronoun_brings_its_antecedent(bot: Assistant) -> None:
     for i, sentence in enumerate(sentences):
         if re.match(r"\s*(?:This|It|These|They)\b", sentence):
             assert i > 0, answer.text  # never the opening sentence
+
+
+def test_a_question_near_the_corpus_is_told_where_to_look_not_that_nothing_is_there(bot: Assistant) -> None:
+    answer = bot.ask("Do I need GPUs to fine-tune?")  # above the background level, below the bar
+
+    assert not answer.answerable and answer.citations == ()
+    assert answer.text.startswith("I'm not sure the documents")
+    assert "The closest they come is in “" in answer.text
