@@ -19,7 +19,7 @@ import difflib
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -157,11 +157,3 @@ class CorpusProfile:
         if not total:
             return 1.0
         return sum(w for t, w in weights.items() if t in self.doc_freq) / total
-
-    def overlap(self, query_terms: Mapping[str, float], text_terms: Sequence[str] | set[str]) -> float:
-        """The IDF-weighted share of the query's terms that ``text_terms`` holds."""
-        total = sum(query_terms.values())
-        if not total:
-            return 0.0
-        present = set(text_terms)
-        return sum(w for t, w in query_terms.items() if t in present) / total
