@@ -14,7 +14,10 @@ import html
 import json
 import logging
 import math
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -577,6 +580,7 @@ class RebuildJob:
     last_progress: float | None = None
     finished: float | None = None
     result: tuple[str, str] | None = None  # ("success" | "error", message)
+    again: bool = False  # another rebuild was asked for while this one ran
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -592,33 +596,89 @@ def current_job(settings: Settings) -> RebuildJob | None:
         return jobs.get(str(settings.index_dir))
 
 
+#: The rebuild, run as its own process (what `assistant index` does), reporting progress as JSON lines.
+#: A separate process keeps torch (loaded only to embed) out of the page server, and the page's
+#: Python threads cannot slow it down: in-process, importing torch next to the server took minutes.
+_REBUILD_SCRIPT = """
+import json, sys
+from assistant.config import Settings
+from assistant.errors import AssistantError
+from assistant.ingest import Indexer
+
+def progress(done, total):
+    print(json.dumps({"done": done, "total": total}), flush=True)
+
+try:
+    report = Indexer.from_defaults(Settings.from_env()).build(progress=progress)
+except AssistantError as exc:
+    print(json.dumps({"error": str(exc)}), flush=True)
+    sys.exit(1)
+print(json.dumps({"summary": report.summary()}), flush=True)
+"""
+
+
 def start_rebuild(bot: Assistant, reason: str) -> RebuildJob:
-    """Start a rebuild on a background thread (or return the one running): it finishes whatever the page does."""
+    """Start a rebuild in its own process (or return the one running): it finishes whatever the page does."""
     jobs, lock = rebuild_jobs()
     with lock:
         job = jobs.get(str(bot.settings.index_dir))
         if job is not None and job.finished is None:
+            job.again = True  # the corpus changed again meanwhile: build once more when this one ends
+            st.session_state.watch_job = job.id
             return job
         job = jobs[str(bot.settings.index_dir)] = RebuildJob(reason)
 
-    def progress(done: int, total: int) -> None:
-        job.done, job.total, job.last_progress = done, total, time.time()
-
     def run() -> None:
+        while True:
+            build_once()
+            with lock:
+                if not job.again:
+                    job.finished = time.time()
+                    return
+                job.again = False
+                job.done = job.total = 0
+
+    def build_once() -> None:
+        outcome: dict[str, Any] = {}
         try:
-            report = bot.refresh(progress=progress)
-            job.result = ("success", report.summary())
-        except AssistantError as exc:
-            job.result = ("error", f"The rebuild failed; the previous index is still in use. {exc}")
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _REBUILD_SCRIPT], cwd=Path(__file__).resolve().parent,
+                env=rebuild_env(bot.settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            assert proc.stdout is not None and proc.stderr is not None
+            for line in proc.stdout:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if "total" in event:
+                    job.done, job.total, job.last_progress = event["done"], event["total"], time.time()
+                else:
+                    outcome = event
+            errors = proc.stderr.read()
+            proc.wait()
+            if "summary" in outcome:
+                bot.check_index()  # answer from the new index now, not at the next check
+                job.result = ("success", outcome["summary"])
+            else:
+                reason_text = outcome.get("error") or (errors.strip().splitlines() or ["no output"])[-1]
+                job.result = ("error", f"The rebuild failed; the previous index is still in use. {reason_text}")
         except Exception as exc:  # a thread must report, never vanish
             logger.exception("The rebuild failed")
             job.result = ("error", f"The rebuild failed unexpectedly ({exc}); the previous index is still in use.")
-        finally:
-            job.finished = time.time()
 
     threading.Thread(target=run, name="page-rebuild", daemon=True).start()
     st.session_state.watch_job = job.id
     return job
+
+
+def rebuild_env(settings: Settings) -> dict[str, str]:
+    """The page's environment, with the settings it runs on spelled out for the rebuild process."""
+    env = dict(os.environ)
+    env.update(ASSISTANT_CORPUS=str(settings.corpus_dir), ASSISTANT_INDEX=str(settings.index_dir))
+    if settings.chroma_url:
+        env["ASSISTANT_CHROMA_URL"] = settings.chroma_url
+    return env
 
 
 def rebuild_progress(job: RebuildJob) -> None:
