@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         baseline = LlamaIndexDefault.build(corpus, base_model, persist_dir=work / "persist")
         log("quality")
         # Headline quality: the blind sets' test halves (and dev halves), beside the LlamaIndex default.
-        rows = blind.run(embedder=embedder) + quality.run(bot, baseline, limit) + rows
+        rows = blind.run(embedder=embedder, limit=limit) + quality.run(bot, baseline, limit) + rows
         log("latency")
         rows += latency.warm(bot, baseline, limit)
         rows += latency.cold(corpus, work / "index-real corpus", work / "persist", repeats=1 if args.quick else 3)

@@ -231,8 +231,12 @@ def run(
     baseline: bool = True,
     show: Callable[[str], None] | None = None,
     embedder: Any = None,
+    limit: int | None = None,
 ) -> list[Row]:
-    """Rows for every corpus and half: ours, the LlamaIndex default measured in the same run."""
+    """Rows for every corpus and half: ours, the LlamaIndex default measured in the same run.
+
+    ``limit`` keeps the first items of each set only (the quick smoke run).
+    """
     from assistant import Assistant, Settings
     from assistant.embeddings import Embedder
 
@@ -251,7 +255,7 @@ def run(
                 base_model = base_model or default_embed_model()
                 default = LlamaIndexDefault.build(corpus.corpus_dir, base_model)
             for half in halves:
-                sets = half_of(corpus, half)
+                sets = {kind: items[:limit] for kind, items in half_of(corpus, half).items()}
                 ours = evaluate(bot, sets, show if half == "dev" else None)
                 theirs = evaluate_default(default, sets) if default is not None else {}
                 section = f"blind {corpus.name} {half} ({len(sets['inscope'])} in / {len(sets['offtopic'])} off / {len(sets['followups'])} dialogs)"
