@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,20 +25,27 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 def _open(ctx: click.Context) -> Assistant:
-    """Open the assistant, showing a progress bar if the index has to be (re)built first."""
+    """Open the assistant, showing a progress bar if the index has to be (re)built first.
+
+    `Assistant.open` decides whether to build: when another process holds the build lock it
+    answers from the current generation instead of waiting for that build.
+    """
     from .engine import Assistant
     from .ingest import Indexer
 
     settings = _settings(ctx)
     indexer = Indexer.from_defaults(settings)
     plan = indexer.plan()
-    if not plan.up_to_date:
-        click.echo(f"Building the index ({plan.reason or 'corpus changed'})...", err=True)
-        _run_build(indexer, full=False)
-    return Assistant.open(settings, embedder=indexer.embedder, store=indexer.store)
+    if plan.up_to_date:
+        return Assistant.open(settings, embedder=indexer.embedder, store=indexer.store)
+    click.echo(f"Building the index ({plan.reason or 'corpus changed'})...", err=True)
+    with _progress_bar() as progress:
+        return Assistant.open(settings, embedder=indexer.embedder, store=indexer.store, progress=progress)
 
 
-def _run_build(indexer: Any, full: bool) -> Any:
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback drawing a bar on stderr once there is something to embed."""
     bar: Any = None
 
     def progress(done: int, total: int) -> None:
@@ -48,10 +57,15 @@ def _run_build(indexer: Any, full: bool) -> Any:
             bar.update(done - bar.pos)
 
     try:
-        report = indexer.build(full=full, progress=progress)
+        yield progress
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
+
+
+def _run_build(indexer: Any, full: bool) -> Any:
+    with _progress_bar() as progress:
+        report = indexer.build(full=full, progress=progress)
     for problem in report.problems:
         click.secho(f"Warning: skipped {problem}", fg="yellow", err=True)
     return report

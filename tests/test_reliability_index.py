@@ -65,6 +65,26 @@ def test_readers_never_wait_on_a_build_and_a_timeout_is_not_corruption(
     assert stale.refresh().added == 1 and stale.status().generation == 2  # once the lock is free
 
 
+def test_the_cli_answers_from_the_current_index_while_another_process_builds(
+    mini_corpus: Path, settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from assistant.cli import cli
+
+    Assistant.open(settings, embedder=embedder)
+    (mini_corpus / "new.md").write_text("# New\n\nEvaluation sets measure both approaches.\n")
+    monkeypatch.setenv("ASSISTANT_LOCK_TIMEOUT", "30")
+    with _lock_held_by_another_process(settings.index_dir):
+        started = time.perf_counter()
+        result = CliRunner().invoke(cli, ["retrieve", "What is LoRA?", "-k", "1"])
+        seconds = time.perf_counter() - started
+
+    assert result.exit_code == 0, result.output
+    assert "lora.md" in result.output
+    assert seconds < 15  # the lock was held for two minutes and the wait allowed 30 s: it did not wait
+
+
 class _lock_held_by_another_process:
     """``flock`` on the build lock in a child process, released on exit."""
 
