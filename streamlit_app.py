@@ -191,10 +191,16 @@ button.copy-answer {{ font-size: 0.8rem; padding: 0.15rem 0.6rem; border-radius:
     )
 
 
+def _attribute(text: str) -> str:
+    """``text`` as an HTML attribute value that survives Markdown: escaped, newlines as references."""
+    return html.escape(text).replace("\n", "&#10;")
+
+
 def copy_button(text: str) -> None:
     """A button that copies ``text`` (the answer's Markdown, markers included) to the clipboard."""
     st.markdown(
-        f'<button class="copy-answer" type="button" title="Copy the answer" data-text="{html.escape(text)}">'
+        # Newlines as character references: a blank line would end Markdown's HTML block mid-attribute.
+        f'<button class="copy-answer" type="button" title="Copy the answer" data-text="{_attribute(text)}">'
         "Copy</button>",
         unsafe_allow_html=True,
     )
