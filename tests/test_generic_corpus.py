@@ -71,6 +71,19 @@ def test_the_profile_is_read_off_the_handbook_index(handbook: Assistant) -> None
     assert profile.coverage("quantization of transformer weights") < 0.4
 
 
+def test_everyday_words_the_corpus_does_not_use_say_nothing_against_coverage(handbook: Assistant) -> None:
+    profile = handbook.retriever.profile
+    unused = ("really", "big", "thing", "sure")  # everyday English words the handbook never uses
+    assert not any(profile.known(profile.terms(w)[0], w) for w in unused)  # the premise
+    assert profile.known("realli", "really") is None  # an everyday word is not a typo ...
+    assert profile.known("realli") == "retali"  # ... though it is one letter from "retaliate"
+
+    assert profile.coverage("Is it really a big thing? Are you sure?") == 1.0  # nothing but everyday words
+    assert profile.coverage("Is annual leave really a big thing?") == 1.0
+    assert profile.coverage("Is sourdough really a big thing?") < 0.4  # "sourdough" names a subject
+    assert profile.coverage("Is the guitar tuning argument convincing?") == 0.0
+
+
 def test_the_handbook_is_answered_and_what_it_does_not_cover_is_refused(handbook: Assistant) -> None:
     answered = handbook.ask("How many days of annual leave do I get?")
     refused = [handbook.ask(q) for q in ("What is the capital of France?", "What is LoRA?", "How do I bake bread?")]
