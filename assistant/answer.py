@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .compose import ExtractiveComposer, SentenceCache
 from .embeddings import Embedder
 from .errors import LLMError
-from .followup import context_of, may_follow, neutral_like, refers_back, with_context
+from .followup import bare_phrase, context_of, may_follow, neutral_like, refers_back, substitute, with_context
 from .llm import (
     CONDENSE_SHARE,
     Budget,
@@ -286,9 +286,24 @@ class AnswerEngine:
         vector, passages = search(query)
         # Coverage is read from the words the user typed, never from a subject a rewrite added.
         answerable = self.refusal.answerable(query, passages, profile, background, asked=question)
-        context = context_of(history) if history and condensed is None else None
+        stop = profile.stopwords
+
+        def rewrite(turn: str, context: str) -> str | None:
+            phrase = bare_phrase(turn, stop)
+            return substitute(phrase, context, stop, self.embedder.embed_texts) if phrase else None
+
+        context = context_of(history, rewrite) if history and condensed is None else None
         if context is None or (answerable and not refers_back(question)) or not may_follow(question):
             return query, vector, passages, answerable  # a question of its own, judged on its own
+        rewritten = rewrite(question, context)
+        if rewritten:  # "And the disadvantages?": the earlier question, asked of something else
+            vector, passages = search(rewritten)
+            return (
+                rewritten,
+                vector,
+                passages,
+                self.refusal.answerable(rewritten, passages, profile, background, asked=question),
+            )
         combined = with_context(question, context)
         vector, passages = search(combined)
         neutral = retriever.dense(self.embedder.embed_query(with_context(neutral_like(question), context)), 1)

@@ -78,13 +78,14 @@ class RefusalPolicy:
     dev halves of both blind sets (bench/blind: 115 + 29 in-scope, 55 + 15 off-topic questions):
     the fewest in-scope questions refused on either corpus while each still refuses >= 90% of its
     off-topic ones, ties going to more off-topic refused. Dev figures at this point: product
-    0.070 in-scope refused / 0.945 off-topic refused; handbook 0.034 / 0.933. Neighbours on the
-    grid: margin 0.16 0.070 / 0.927, 0.12 0.070 / 0.836; covered margin 0.02 0.070 / 0.909, 0.06
-    0.078 / 0.945. An absolute cosine bar did no better than 0.348 in-scope refused on the
-    product corpus for the same off-topic figure.
+    0.078 in-scope refused / 0.927 off-topic refused; handbook 0.034 / 0.933. Neighbours on the
+    grid: margin 0.20 0.087 / 0.945, 0.12 0.078 / 0.836; covered margin 0.02 0.078 / 0.891, 0.06
+    0.087 / 0.927; full-coverage margin 0.00 0.061 / 0.927 but 0.867 on the handbook, 0.02 0.096.
+    An absolute cosine bar did no better than 0.348 in-scope refused on the product corpus for
+    the same off-topic figure.
     """
 
-    margin: float = 0.20  # above the background level, whatever the words
+    margin: float = 0.16  # above the background level, whatever the words
     covered_margin: float = 0.04  # above the background level, when coverage >= min_coverage
     min_coverage: float = 0.4
     #: When the corpus uses every word typed (everyday words aside), a hair above the background

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from assistant import Assistant, InvalidQuestionError
-from assistant.followup import context_of, may_follow, neutral_like, refers_back, with_context
+from assistant.followup import bare_phrase, context_of, may_follow, neutral_like, refers_back, substitute, with_context
+from assistant.profile import CorpusProfile
 from assistant.validation import MAX_HISTORY_CHARS, MAX_HISTORY_MESSAGES, validate_history
 
 
@@ -47,6 +48,46 @@ def test_a_follow_up_is_searched_with_the_turns_it_leans_on() -> None:
     assert context_of(history) == "What is LoRA?"  # a question that stands alone starts the context afresh
     assert context_of([]) is None
     assert with_context("How long does it take?", "What is LoRA?") == "What is LoRA? How long does it take?"
+
+
+STOP = CorpusProfile((), (), (), {}).stopwords
+
+
+@pytest.mark.parametrize(
+    ("question", "phrase"),
+    [
+        ("And the disadvantages?", "disadvantages"),
+        ("ok and prompting?", "prompting"),
+        ("what about LoRA then", "LoRA"),
+        ("and in Manchester?", "Manchester"),
+        ("now fine tuning", "fine tuning"),
+        ("so which of the two is faster?", None),  # a question in its own words
+        ("How long does it take?", None),  # no connective
+        ("and?", None),  # nothing to ask about
+    ],
+)
+def test_a_bare_follow_up_is_a_connective_and_a_phrase(question: str, phrase: str | None) -> None:
+    assert bare_phrase(question, STOP) == phrase
+
+
+def test_a_bare_phrase_stands_in_for_the_words_nearest_in_meaning(embedder) -> None:
+    embed = embedder.embed_texts
+
+    assert substitute("grandparent", "How much leave do I get if a parent dies?", STOP, embed) == (
+        "How much leave do I get if a grandparent dies?"
+    )
+    assert substitute("disadvantages", "What are the advantages of prompting?", STOP, embed) == (
+        "What are the disadvantages of prompting?"
+    )
+    assert substitute("weather", "How long does it take?", STOP, embed) is None  # nothing near: no rewrite
+    assert substitute("anything", "What is it?", STOP, embed) is None  # no content word to replace
+
+
+def test_a_bare_follow_up_is_asked_as_the_earlier_question(bot: Assistant) -> None:
+    answer = bot.ask("And the disadvantages?", history=[user("What are the advantages of prompt engineering?")])
+
+    assert answer.query == "What are the disadvantages of prompt engineering?"
+    assert answer.answerable
 
 
 def test_the_neutral_follow_up_has_the_same_length() -> None:
