@@ -694,7 +694,7 @@ def rebuild_progress(job: RebuildJob) -> None:
         st.progress(0.0, text=f"Checking the corpus and preparing… ({elapsed:.0f} s)")
         return
     since = time.time() - (job.last_progress or job.started)
-    text = f"Embedding chunks: {job.done:,} of {job.total:,} done ({elapsed:.0f} s)"
+    text = f"Embedding passages and sentences: {job.done:,} of {job.total:,} done ({elapsed:.0f} s)"
     if job.done < job.total and since > 2:
         text += f"; the next batch has been running for {since:.0f} s"
     st.progress(job.done / job.total, text=text)

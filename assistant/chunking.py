@@ -47,6 +47,26 @@ class Chunk:
         return f"{context}\n\n{self.text}" if context else self.text
 
 
+#: A sentence of fewer words gets no vector of its own ("See below.").
+MIN_SENTENCE_WORDS = 3
+
+
+def sentence_texts(text: str, section: str) -> list[str]:
+    """The texts embedded for a passage's sentences: each sentence after its nearest heading.
+
+    A passage's vector blurs several points together; a question about one of them is often
+    nearer to the sentence that makes it. Retrieval ranks passages by their best sentence too
+    (`HybridRetriever.sentences`).
+    """
+    heading = section.split(" > ")[-1].strip() if section else ""
+    out = []
+    for start, end in sentence_spans(text):
+        sentence = " ".join(text[start:end].split())
+        if len(sentence.split()) >= MIN_SENTENCE_WORDS:
+            out.append(f"{heading}: {sentence}" if heading else sentence)
+    return out
+
+
 @dataclass(frozen=True)
 class _Span:
     start: int

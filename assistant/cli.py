@@ -51,7 +51,7 @@ def _progress_bar() -> Iterator[Callable[[int, int], None]]:
     def progress(done: int, total: int) -> None:
         nonlocal bar
         if bar is None and total:
-            bar = click.progressbar(length=total, label="Embedding chunks", file=sys.stderr)
+            bar = click.progressbar(length=total, label="Embedding passages and sentences", file=sys.stderr)
             bar.__enter__()
         if bar is not None:
             bar.update(done - bar.pos)

@@ -17,8 +17,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 #: The distribution name on PyPI (``assistant`` is taken); the import package stays ``assistant``.
 DIST_NAME = "askdocs-cited"
 
-#: Bumped whenever chunking changes in a way that alters chunk text or ids; forces a full rebuild.
-CHUNKER_VERSION = "5"
+#: Bumped whenever chunking changes in a way that alters chunk text or ids, or what is embedded for
+#: them (6: sentence vectors); forces a full rebuild.
+CHUNKER_VERSION = "6"
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 

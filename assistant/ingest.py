@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import queue
 import shutil
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .chunking import Chunk, chunk_document
+from .chunking import Chunk, chunk_document, sentence_texts
 from .config import CHUNKER_VERSION, Settings
 from .corpus import Corpus, load_corpus
 from .embeddings import Embedder, Vector
@@ -29,7 +30,7 @@ from .errors import (
     StoreError,
     printable_path,
 )
-from .store import FileEntry, Manifest, Store
+from .store import COLLECTION_PREFIX, SENTENCE_PREFIX, FileEntry, Manifest, Store
 
 if TYPE_CHECKING:
     from llama_index.core.schema import TextNode
@@ -42,7 +43,7 @@ EMBED_METADATA_KEYS = ("title", "section")
 #: Chunks embedded per group: each finished group is written to Chroma while the next one embeds.
 WRITE_GROUP = 256
 
-#: Called as progress(done, total) while chunks are embedded.
+#: Called as progress(done, total) while chunks and their sentences are embedded.
 Progress = Callable[[int, int], None]
 
 
@@ -84,6 +85,8 @@ class IndexReport:
     kept: int = 0
     #: Set when the store was found damaged, moved aside and rebuilt: what was wrong.
     repaired: str = ""
+    #: Sentence vectors embedded (`chunking.sentence_texts`); those of unchanged chunks are reused.
+    sentences_embedded: int = 0
 
     @property
     def changed(self) -> bool:
@@ -182,6 +185,32 @@ def chunk_to_node(chunk: Chunk, embedding: Vector | None = None) -> TextNode:
         metadata_template="{value}",
         text_template="{metadata_str}\n\n{content}",
     )
+
+
+def sentence_nodes(chunks: Sequence[TextNode]) -> list[TextNode]:
+    """One node per sentence of each chunk (`chunking.sentence_texts`), for the sentence collection.
+
+    A sentence node's id is its chunk's with ``#s<n>`` after it, its ``parent`` metadata names the
+    chunk and its ``key`` hashes its text: a rebuild reuses the vectors of an unchanged chunk's
+    sentences by id, and those of an unchanged sentence in a changed chunk by key.
+    """
+    from llama_index.core.schema import TextNode
+
+    out = []
+    for chunk in chunks:
+        texts = sentence_texts(chunk.get_content(), str(chunk.metadata.get("section", "")))
+        for i, text in enumerate(texts):
+            key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+            out.append(
+                TextNode(
+                    id_=f"{chunk.node_id}#s{i}",
+                    text=text,
+                    metadata={"parent": chunk.node_id, "key": key},
+                    excluded_embed_metadata_keys=["parent", "key"],
+                    excluded_llm_metadata_keys=["parent", "key"],
+                )
+            )
+    return out
 
 
 class Indexer:
@@ -339,7 +368,9 @@ class Indexer:
             logger.info("Full rebuild: %s", plan.reason)
         generation = self._next_generation(manifest)
         try:
-            embedded, new_manifest = self._write_generation(corpus, manifest, plan, generation, progress)
+            embedded, sentences_embedded, new_manifest = self._write_generation(
+                corpus, manifest, plan, generation, progress
+            )
             self.store.write_manifest(new_manifest)
         except BaseException:
             self._discard(generation)
@@ -358,6 +389,7 @@ class Indexer:
             seconds=time.perf_counter() - started,
             problems=corpus.problems,
             kept=len(plan.kept),
+            sentences_embedded=sentences_embedded,
         )
 
     def _unusable(self, manifest: Manifest) -> str:
@@ -403,50 +435,80 @@ class Indexer:
         plan: IndexPlan,
         generation: int,
         progress: Progress | None,
-    ) -> tuple[int, Manifest]:
+    ) -> tuple[int, int, Manifest]:
         from llama_index.core.schema import MetadataMode
 
         chunks_by_file = {doc.source: chunk_document(doc) for doc in corpus.documents}
         chunks = [c for file_chunks in chunks_by_file.values() for c in file_chunks]
         nodes = [chunk_to_node(c) for c in chunks]
 
-        # Chunks whose id (file + content) is already in the current generation keep their vectors.
+        # Chunks whose id (file + content) is already in the current generation keep their vectors,
+        # and so do their sentences (ids derive from the chunk's).
+        kept_nodes = self._kept_nodes(manifest, plan.kept)
+        nodes.extend(kept_nodes)
+        sentences = sentence_nodes(nodes)
         reusable: dict[str, Vector] = {}
         if manifest is not None and not plan.full:
             known = {cid for entry in manifest.files.values() for cid in entry.chunk_ids}
-            wanted = [n.node_id for n in nodes if n.node_id in known]
-            reusable = self._existing_embeddings(manifest.collection, wanted)
-        kept_nodes = self._kept_nodes(manifest, plan.kept)
-        nodes.extend(kept_nodes)
+            reused_chunks = {n.node_id for n in nodes if n.node_id in known}
+            reusable = self._existing_embeddings(
+                manifest.collection, sorted(reused_chunks - {n.node_id for n in kept_nodes})
+            )
+            reusable.update(
+                self._existing_embeddings(
+                    manifest.sentence_collection,
+                    [n.node_id for n in sentences if n.metadata["parent"] in reused_chunks],
+                )
+            )
+            by_key = self._embeddings_by_key(
+                manifest.sentence_collection, [n.metadata["key"] for n in sentences if n.node_id not in reusable]
+            )
+            for n in sentences:
+                if n.node_id not in reusable and n.metadata["key"] in by_key:
+                    reusable[n.node_id] = by_key[n.metadata["key"]]
         reusable.update({n.node_id: n.embedding for n in kept_nodes if n.embedding is not None})
         to_embed = [n for n in nodes if n.node_id not in reusable]
-        logger.info("Embedding %d of %d chunks (%d reused)", len(to_embed), len(nodes), len(reusable))
+        sentences_to_embed = [n for n in sentences if n.node_id not in reusable]
+        logger.info(
+            "Embedding %d of %d chunks and %d of %d sentences (the rest reused)",
+            len(to_embed),
+            len(nodes),
+            len(sentences_to_embed),
+            len(sentences),
+        )
 
+        total = len(to_embed) + len(sentences_to_embed)
         if progress:
-            progress(0, len(to_embed))
-        writer = _ChromaWriter(self.store, f"chunks-g{generation}")
-        try:
-            for node in nodes:
-                if node.node_id in reusable:
-                    node.embedding = reusable[node.node_id]
-            writer.put([n for n in nodes if n.embedding is not None])
-            # Longest first across the whole build, so every embedding batch pads to similar lengths;
-            # each finished group goes to Chroma while the next one embeds.
-            texts = {n.node_id: n.get_content(metadata_mode=MetadataMode.EMBED) for n in to_embed}
-            to_embed.sort(key=lambda n: -len(texts[n.node_id]))
-            group = max(WRITE_GROUP, self.embedder.batch_size)
-            for start in range(0, len(to_embed), group):
-                part = to_embed[start : start + group]
-                vectors = self.embedder.embed_documents([texts[n.node_id] for n in part])
-                for node, vector in zip(part, vectors, strict=True):
-                    node.embedding = vector
-                writer.put(part)
-                if progress:
-                    progress(start + len(part), len(to_embed))
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
+            progress(0, total)
+        done = 0
+        for name, group_nodes, embed_now in (
+            (f"{COLLECTION_PREFIX}{generation}", nodes, to_embed),
+            (f"{SENTENCE_PREFIX}{generation}", sentences, sentences_to_embed),
+        ):
+            writer = _ChromaWriter(self.store, name)
+            try:
+                for node in group_nodes:
+                    if node.node_id in reusable:
+                        node.embedding = reusable[node.node_id]
+                writer.put([n for n in group_nodes if n.embedding is not None])
+                # Longest first across the whole build, so every embedding batch pads to similar
+                # lengths; each finished group goes to Chroma while the next one embeds.
+                texts = {n.node_id: n.get_content(metadata_mode=MetadataMode.EMBED) for n in embed_now}
+                embed_now.sort(key=lambda n: -len(texts[n.node_id]))
+                group = max(WRITE_GROUP, self.embedder.batch_size)
+                for start in range(0, len(embed_now), group):
+                    part = embed_now[start : start + group]
+                    vectors = self.embedder.embed_documents([texts[n.node_id] for n in part])
+                    for node, vector in zip(part, vectors, strict=True):
+                        node.embedding = vector
+                    writer.put(part)
+                    done += len(part)
+                    if progress:
+                        progress(done, total)
+                writer.close()
+            except BaseException:
+                writer.abort()
+                raise
         self._persist_bm25(nodes, generation)
 
         new_manifest = Manifest(
@@ -465,7 +527,7 @@ class Indexer:
             built_at=time.time(),
             store=self.store.location,
         )
-        return len(to_embed), new_manifest
+        return len(to_embed), len(sentences_to_embed), new_manifest
 
     def _kept_nodes(self, manifest: Manifest | None, kept: Sequence[str]) -> list[TextNode]:
         """The indexed chunks of files that cannot be read now, with their vectors, from the current generation."""
@@ -505,6 +567,26 @@ class Indexer:
                 found[cid] = [float(x) for x in vector]
         return found
 
+    def _embeddings_by_key(self, collection_name: str, keys: Sequence[str]) -> dict[str, Vector]:
+        """Vectors of sentences with these text hashes in an earlier generation (see `sentence_nodes`)."""
+        if not keys:
+            return {}
+        try:
+            collection = self.store.collection(collection_name)
+        except IndexDamagedError:
+            raise
+        except IndexCorruptError as exc:
+            logger.warning("Cannot reuse sentence embeddings: %s", exc)
+            return {}
+        found: dict[str, Vector] = {}
+        wanted = sorted(set(keys))
+        batch = 500
+        for i in range(0, len(wanted), batch):
+            got = collection.get(where={"key": {"$in": wanted[i : i + batch]}}, include=["embeddings", "metadatas"])
+            for meta, vector in zip(got["metadatas"], got["embeddings"]):
+                found[str(meta["key"])] = [float(x) for x in vector]
+        return found
+
     def _persist_bm25(self, nodes: list[TextNode], generation: int) -> None:
         from llama_index.retrievers.bm25 import BM25Retriever
 
@@ -523,8 +605,9 @@ class Indexer:
     def _discard(self, generation: int) -> None:
         """Best-effort removal of what a failed build wrote; the manifest never named it."""
         logger.warning("Index build failed; keeping the previous index")
-        with contextlib.suppress(BaseException):  # the collection may never have been created
-            self.store.client.delete_collection(f"chunks-g{generation}")
+        for prefix in (COLLECTION_PREFIX, SENTENCE_PREFIX):
+            with contextlib.suppress(BaseException):  # the collection may never have been created
+                self.store.client.delete_collection(f"{prefix}{generation}")
         bm25 = self.store.bm25_dir(generation)
         shutil.rmtree(bm25, ignore_errors=True)
         shutil.rmtree(bm25.with_name(bm25.name + ".tmp"), ignore_errors=True)

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = 1
 COLLECTION_PREFIX = "chunks-g"
+#: Each generation's sentence vectors (`Manifest.sentence_collection`) live in a collection of their own.
+SENTENCE_PREFIX = "sentences-g"
 
 #: Seconds a build waits for another build's lock before `IndexLockedError` (``ASSISTANT_LOCK_TIMEOUT``).
 DEFAULT_LOCK_TIMEOUT = 600.0
@@ -114,6 +116,11 @@ class Manifest:
     def collection(self) -> str:
         """Name of the Chroma collection that holds this generation."""
         return f"{COLLECTION_PREFIX}{self.generation}"
+
+    @property
+    def sentence_collection(self) -> str:
+        """Name of the Chroma collection that holds this generation's sentence vectors."""
+        return f"{SENTENCE_PREFIX}{self.generation}"
 
     def to_json(self) -> str:
         """Serialise for ``manifest.json``."""
@@ -419,6 +426,8 @@ class Store:
             names = []
         for name in names:
             gen = _generation_of(name, COLLECTION_PREFIX)
+            if gen is None:
+                gen = _generation_of(name, SENTENCE_PREFIX)
             if gen is not None and gen not in keep_gens:
                 if self.pinned(gen):
                     logger.info("Keeping index generation %d: a running process still answers from it", gen)
@@ -509,7 +518,7 @@ class Store:
 
 
 def _generation_of(name: str, prefix: str) -> int | None:
-    """The generation number in ``chunks-g12`` or ``bm25-g12``, or None for other names."""
+    """The generation number in ``chunks-g12``, ``sentences-g12`` or ``bm25-g12``, or None for other names."""
     if not name.startswith(prefix):
         return None
     rest = name[len(prefix) :]

@@ -49,8 +49,27 @@ def run(bot: Assistant, baseline: LlamaIndexDefault, limit: int | None = None) -
             target=">= 0.90",
             better="higher",
         ),
-        Row("public set (regression check) answers", "in-scope refused", sum(not a.answerable for a in answers) / len(qs), 0.0, target="<= 0.03"),
-        Row("public set (regression check) answers", "off-topic refused", sum(refused_off) / len(off), 0.0, target=">= 0.90", better="higher"),
-        Row("public set (regression check) answers", "mean answer chars", mean([a.text for a in answers]), mean(base_answers), unit="chars"),
+        Row(
+            "public set (regression check) answers",
+            "in-scope refused",
+            sum(not a.answerable for a in answers) / len(qs),
+            0.0,
+            target="<= 0.03",
+        ),
+        Row(
+            "public set (regression check) answers",
+            "off-topic refused",
+            sum(refused_off) / len(off),
+            0.0,
+            target=">= 0.90",
+            better="higher",
+        ),
+        Row(
+            "public set (regression check) answers",
+            "mean answer chars",
+            mean([a.text for a in answers]),
+            mean(base_answers),
+            unit="chars",
+        ),
     ]
     return rows

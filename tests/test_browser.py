@@ -212,7 +212,7 @@ def test_upload_a_file_then_rebuild(page: Any, server: tuple[str, Path]) -> None
     expect(page.get_by_test_id("stChatMessage")).to_have_count(2)
     # answers run on the ONNX export, so the first rebuild in this server imports torch to embed: ~20 s on
     # an idle machine, minutes on a loaded one (the progress line says what it waits for meanwhile)
-    expect(page.get_by_text(re.compile(r"Embedding chunks: 0 of 1 done|1 added"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Embedding passages and sentences: 0 of \d+ done|1 added"))).to_be_visible()
     expect(page.get_by_text("1 added")).to_be_visible(timeout=600_000)
     page.screenshot(path=ARTIFACTS / "07-upload-and-rebuild.png")
 

@@ -36,7 +36,9 @@ def test_first_build_indexes_every_chunk(mini_corpus: Path, settings: Settings, 
     report = indexer.build()
 
     assert (report.added, report.updated, report.removed, report.unchanged) == (2, 0, 0, 0)
-    assert report.full and report.chunks_embedded == report.chunks_total == embedder.texts_embedded - before
+    assert report.full and report.chunks_embedded == report.chunks_total
+    assert report.sentences_embedded > report.chunks_total  # every chunk has sentences of its own
+    assert report.chunks_embedded + report.sentences_embedded == embedder.texts_embedded - before
     manifest = indexer.store.read_manifest()
     assert manifest is not None and set(manifest.files) == {"lora.md", "prompts.txt"}
     assert _ids_in_store(indexer) == {cid for f in manifest.files.values() for cid in f.chunk_ids}
@@ -68,7 +70,8 @@ def test_editing_one_file_embeds_only_its_changed_chunks(
     new_ids = _ids_in_store(indexer)
     assert (report.added, report.updated, report.removed, report.unchanged) == (0, 1, 0, 1)
     assert report.chunks_embedded == len(new_ids - old_ids) == 1  # only the new paragraph
-    assert embedder.texts_embedded - texts == 1
+    assert report.sentences_embedded == 1  # and its one sentence; the others are reused
+    assert embedder.texts_embedded - texts == 2
     assert (
         Assistant.open(settings, embedder=embedder).retrieve("step by step reasoning", k=1)[0].source == "prompts.txt"
     )

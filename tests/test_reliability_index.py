@@ -146,7 +146,7 @@ def test_a_live_reader_keeps_its_generation_through_two_external_rebuilds_then_s
     other.build()  # generation 3: garbage collection would drop generation 1, which the reader holds
 
     names = {c.name for c in other.store.client.list_collections()}
-    assert names == {"chunks-g1", "chunks-g2", "chunks-g3"}
+    assert names == {f"{kind}-g{g}" for kind in ("chunks", "sentences") for g in (1, 2, 3)}
     assert bot.retriever is not None and bot.status().generation == 3  # the next question switches
     switch = bot.last_switch
     assert switch is not None and (switch.previous, switch.generation) == (1, 3)
@@ -156,7 +156,9 @@ def test_a_live_reader_keeps_its_generation_through_two_external_rebuilds_then_s
 
     (mini_corpus / "e2.md").write_text("# Tokens\n\nTokens are pieces of words.\n")
     other.build()  # generation 4: the reader moved on, so generation 1 (and 2) go
-    assert {c.name for c in other.store.client.list_collections()} == {"chunks-g3", "chunks-g4"}
+    assert {c.name for c in other.store.client.list_collections()} == {
+        f"{kind}-g{g}" for kind in ("chunks", "sentences") for g in (3, 4)
+    }
     assert bot.check_index() is not None and bot.check_index() is None  # one switch, then nothing new
 
 
@@ -225,11 +227,11 @@ def test_disk_use_is_bounded_across_rebuilds_and_failures(
 
     chroma = settings.index_dir / "chroma"
     segment_dirs = [p for p in chroma.iterdir() if p.is_dir()]
-    collections = indexer.store.client.list_collections()
-    assert len(collections) == 2 and len(segment_dirs) <= 2  # one vector folder per live collection
-    assert sorted(p.name for p in settings.index_dir.glob("bm25-g*")) == [
-        f"bm25-g{c}" for c in sorted(int(c.name.removeprefix("chunks-g")) for c in collections)
-    ]
+    collections = [c.name for c in indexer.store.client.list_collections()]
+    chunk_gens = sorted(int(c.removeprefix("chunks-g")) for c in collections if c.startswith("chunks-g"))
+    assert len(collections) == 4 and len(segment_dirs) <= 4  # one vector folder per live collection
+    assert sorted(c for c in collections if c.startswith("sentences-g")) == [f"sentences-g{g}" for g in chunk_gens]
+    assert sorted(p.name for p in settings.index_dir.glob("bm25-g*")) == [f"bm25-g{g}" for g in chunk_gens]
     assert not list(settings.index_dir.glob(".manifest-*"))
     assert [p.name for p in settings.index_dir.glob("chroma.broken-*")] == ["chroma.broken-20260103-000000-1"]
 
