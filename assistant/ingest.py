@@ -33,6 +33,7 @@ from .errors import (
 from .store import COLLECTION_PREFIX, SENTENCE_PREFIX, FileEntry, Manifest, Store
 
 if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
     from llama_index.core.schema import TextNode
 
 logger = logging.getLogger(__name__)
@@ -549,15 +550,19 @@ class Indexer:
             )
         return nodes
 
-    def _existing_embeddings(self, collection_name: str, ids: Sequence[str]) -> dict[str, Vector]:
-        if not ids:
-            return {}
+    def _earlier(self, collection_name: str) -> Collection | None:
+        """A collection of the current generation to reuse vectors from, or None when it is missing."""
         try:
-            collection = self.store.collection(collection_name)
+            return self.store.collection(collection_name)
         except IndexDamagedError:
             raise
         except IndexCorruptError as exc:
-            logger.warning("Cannot reuse embeddings, re-embedding everything: %s", exc)
+            logger.warning("Cannot reuse embeddings, embedding them again: %s", exc)
+            return None
+
+    def _existing_embeddings(self, collection_name: str, ids: Sequence[str]) -> dict[str, Vector]:
+        collection = self._earlier(collection_name) if ids else None
+        if collection is None:
             return {}
         found: dict[str, Vector] = {}
         batch = 5000
@@ -569,14 +574,8 @@ class Indexer:
 
     def _embeddings_by_key(self, collection_name: str, keys: Sequence[str]) -> dict[str, Vector]:
         """Vectors of sentences with these text hashes in an earlier generation (see `sentence_nodes`)."""
-        if not keys:
-            return {}
-        try:
-            collection = self.store.collection(collection_name)
-        except IndexDamagedError:
-            raise
-        except IndexCorruptError as exc:
-            logger.warning("Cannot reuse sentence embeddings: %s", exc)
+        collection = self._earlier(collection_name) if keys else None
+        if collection is None:
             return {}
         found: dict[str, Vector] = {}
         wanted = sorted(set(keys))
