@@ -290,7 +290,9 @@ class AnswerEngine:
 
         def rewrite(turn: str, context: str) -> str | None:
             phrase = bare_phrase(turn, stop)
-            return substitute(phrase, context, stop, self.embedder.embed_texts) if phrase else None
+            return (
+                substitute(phrase, context, stop, self.embedder.embed_texts, profile.names_subject) if phrase else None
+            )
 
         context = context_of(history, rewrite) if history and condensed is None else None
         if context is None or (answerable and not refers_back(question)) or not may_follow(question):

@@ -111,16 +111,24 @@ def bare_phrase(question: str, stopwords: frozenset[str]) -> str | None:
 Embed = Callable[[Sequence[str]], Sequence[Sequence[float]]]
 
 
-def substitute(phrase: str, turn: str, stopwords: frozenset[str], embed: Embed) -> str | None:
-    """``turn`` with the run of its words nearest in meaning to ``phrase`` replaced by ``phrase``.
+def substitute(
+    phrase: str,
+    turn: str,
+    stopwords: frozenset[str],
+    embed: Embed,
+    subject: Callable[[str], bool] | None = None,
+) -> str | None:
+    """``turn`` with the run of its words that ``phrase`` stands in for replaced by ``phrase``.
 
-    "What resources does fine-tuning need?" with "prompting" gives "What resources does prompting
-    need?": the ellipsis asks the earlier question again about something else. Candidate runs are
-    one to `SPAN_WORDS` words with no stopword; nearness is the embedding's cosine.
+    "What are the advantages of prompting?" with "disadvantages" gives "What are the
+    disadvantages of prompting?": the ellipsis asks the earlier question again about something
+    else. Candidate runs are one to `SPAN_WORDS` words with no stopword. When ``phrase`` names one
+    of the corpus's subjects (``subject``: its titles' words), it stands in for the run that names
+    another ("What resources does fine-tuning need?" with "prompting"); otherwise for the run
+    nearest in meaning (the embedding's cosine), if it is near enough (`MIN_SIMILARITY`).
 
     Returns:
-        The rewritten question, or None when ``turn`` has no content word to replace or none
-        nearer to ``phrase`` than `MIN_SIMILARITY`.
+        The rewritten question, or None when no run qualifies.
     """
     import numpy as np
 
@@ -131,13 +139,20 @@ def substitute(phrase: str, turn: str, stopwords: frozenset[str], embed: Embed) 
             if tokens[j][2]:
                 break
             spans.append((tokens[i][0], tokens[j][1]))
+    floor = MIN_SIMILARITY
+    if subject is not None and subject(phrase):
+        named = [(a, b) for a, b in spans if subject(turn[a:b]) and turn[a:b].lower() != phrase.lower()]
+        # Whole names only: "prompt engineering", not "engineering" alone.
+        named = [s for s in named if not any(o != s and o[0] <= s[0] and s[1] <= o[1] for o in named)]
+        if named:
+            spans, floor = named, -1.0
     if not spans:
         return None
     vectors = np.asarray(embed([phrase] + [turn[a:b] for a, b in spans]), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
     similarities = vectors[1:] @ vectors[0]
     best = int(np.argmax(similarities))
-    if similarities[best] < MIN_SIMILARITY:
+    if similarities[best] < floor:
         return None
     a, b = spans[best]
     return turn[:a] + phrase + turn[b:]

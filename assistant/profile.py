@@ -99,6 +99,15 @@ class CorpusProfile:
         listed = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
         return f"the documents {listed}" + (f" (and {more} more)" if more > 0 else "")
 
+    @cached_property
+    def _title_terms(self) -> frozenset[str]:
+        return frozenset(self.terms(" ".join(self.titles)))
+
+    def names_subject(self, text: str) -> bool:
+        """Whether every content word of ``text`` is a word of the documents' titles ("fine-tuning")."""
+        terms = self.terms(text)
+        return bool(terms) and all(t in self._title_terms for t in terms)
+
     def examples(self, n: int = 3) -> tuple[str, ...]:
         """Questions the corpus answers, to offer when a question is out of scope."""
         picks = list(self.questions[:n])

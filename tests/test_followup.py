@@ -83,11 +83,24 @@ def test_a_bare_phrase_stands_in_for_the_words_nearest_in_meaning(embedder) -> N
     assert substitute("anything", "What is it?", STOP, embed) is None  # no content word to replace
 
 
+def test_a_bare_phrase_naming_a_subject_stands_in_for_the_subject_named_before(embedder) -> None:
+    def subject(text: str) -> bool:  # the corpus's titles name fine-tuning and prompting
+        return set(text.lower().replace("-", " ").split()) <= {"fine", "tuning", "prompting"}
+
+    turn = "What resources does fine-tuning need?"
+    assert substitute("prompting", turn, STOP, embedder.embed_texts) is None  # "need" is nearest, and not near
+    assert substitute("prompting", turn, STOP, embedder.embed_texts, subject) == "What resources does prompting need?"
+    assert substitute("weather", turn, STOP, embedder.embed_texts, subject) is None  # not a subject: as before
+
+
 def test_a_bare_follow_up_is_asked_as_the_earlier_question(bot: Assistant) -> None:
     answer = bot.ask("And the disadvantages?", history=[user("What are the advantages of prompt engineering?")])
 
     assert answer.query == "What are the disadvantages of prompt engineering?"
     assert answer.answerable
+
+    switched = bot.ask("now fine tuning", history=[user("How flexible is prompt engineering across tasks?")])
+    assert switched.query == "How flexible is fine tuning across tasks?" and switched.answerable
 
 
 def test_the_neutral_follow_up_has_the_same_length() -> None:
