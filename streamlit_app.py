@@ -29,6 +29,7 @@ from typing import Any
 import streamlit as st
 
 from assistant import Assistant, AssistantError, Settings
+from assistant.answer import EXAMPLES_LEAD
 from assistant.chunking import sentence_spans
 from assistant.corpus import SUPPORTED_SUFFIXES, add_file
 from assistant.errors import InvalidQuestionError
@@ -314,20 +315,22 @@ def question_buttons(questions: tuple[str, ...] | list[str], key: str) -> None:
             st.button(question, key=f"{key}-{n}", on_click=queue_question, args=(question,), icon=":material/chat:")
 
 
-def refusal_parts(text: str) -> tuple[str, list[str]]:
-    """A refusal's first line, and the example questions it lists as "- …" lines."""
-    lines = text.splitlines()
-    head = lines[0] if lines else text
-    head = re.sub(r"\s*You could ask, for example:\s*$", "", head)
-    return head, [line[2:].strip() for line in lines[1:] if line.startswith("- ")]
+def refusal_parts(text: str) -> tuple[str, str, list[str]]:
+    """A refusal's opening, the closest passage's quote when the engine is unsure, and the example questions."""
+    body, _, tail = text.partition(EXAMPLES_LEAD)
+    head, _, quote = body.strip().partition("\n\n")
+    return head.strip(), quote.strip(), [line[2:].strip() for line in tail.splitlines() if line.startswith("- ")]
 
 
 def show_answer(message: dict[str, Any], index: int, settings: Settings) -> None:
     """An answer with its numbered sources, copy and thumbs; a refusal with questions to ask instead."""
     answer = message["answer"]
     if not answer["answerable"]:
-        head, examples = refusal_parts(answer["text"])
+        head, quote, examples = refusal_parts(answer["text"])
         st.info(safe_markdown(head), icon=":material/block:")
+        if quote:  # unsure: the closest passage, cited, so the reader can judge
+            st.markdown(cited_markdown(quote, message["id"]), unsafe_allow_html=True)
+            show_sources(answer)
         if examples:
             st.caption("Questions these documents can answer:")
             question_buttons(examples, f"example-{index}")
@@ -338,6 +341,15 @@ def show_answer(message: dict[str, Any], index: int, settings: Settings) -> None
         st.caption(safe_markdown(answer["note"]))
     if answer["query"] != answer["question"]:
         st.caption(f":material/search: Searching for: *{safe_markdown(answer['query'])}*")
+    show_sources(answer)
+    with st.container(horizontal=True, gap="small", vertical_alignment="center"):
+        copy_button(answer["text"])
+        st.feedback("thumbs", key=f"feedback-{message['id']}", on_change=rate, args=(settings, message))
+    offer_guide(message)
+
+
+def show_sources(answer: dict[str, Any]) -> None:
+    """The cited passages, numbered as the markers, each in an expander with the quoted sentences highlighted."""
     for n, source in enumerate(answer["citations"], 1):
         with st.expander(source_label(n, source["title"], source["section"])):
             st.markdown(
@@ -347,10 +359,6 @@ def show_answer(message: dict[str, Any], index: int, settings: Settings) -> None
                 f":material/description: {safe_markdown(source['source'])}, "
                 f"characters {source['start']:,}–{source['end']:,}"
             )
-    with st.container(horizontal=True, gap="small", vertical_alignment="center"):
-        copy_button(answer["text"])
-        st.feedback("thumbs", key=f"feedback-{message['id']}", on_change=rate, args=(settings, message))
-    offer_guide(message)
 
 
 def offer_guide(message: dict[str, Any]) -> None:

@@ -53,7 +53,11 @@ logger = logging.getLogger(__name__)
 EXTRACTIVE = "extractive"
 
 
-def refusal_text(profile: CorpusProfile, nearest: Passage | None = None) -> str:
+#: The line a refusal's example questions follow (the page and clients find them by it).
+EXAMPLES_LEAD = "You could ask, for example:"
+
+
+def refusal_text(profile: CorpusProfile, nearest: Passage | None = None, quote: str = "") -> str:
     """What a refused question gets: what the corpus covers, and questions it does answer.
 
     Args:
@@ -61,17 +65,24 @@ def refusal_text(profile: CorpusProfile, nearest: Passage | None = None) -> str:
         nearest: The closest passage when it stands above the corpus's background level: the
             question may be covered in words the engine did not match, so the reply says it is
             unsure and where to look, rather than that the documents say nothing.
+        quote: The closest passage's best sentences, with [1] markers (`ExtractiveComposer`),
+            shown after the unsure opening.
     """
     examples = "\n".join(f"- {q}" for q in profile.examples())
     if nearest is not None:
         where = f"“{nearest.title}”" + (f", under “{nearest.section.split(' > ')[-1]}”" if nearest.section else "")
-        opening = (
-            f"I'm not sure {profile.topic} cover this question. The closest they come is in {where}; "
-            "try asking about that in other words."
-        )
+        if quote:
+            opening = (
+                f"I'm not sure {profile.topic} cover this question. The closest they come is in {where}:\n\n{quote}\n\n"
+            )
+        else:
+            opening = (
+                f"I'm not sure {profile.topic} cover this question. The closest they come is in {where}; "
+                "try asking about that in other words. "
+            )
     else:
-        opening = f"I can't answer that from {profile.topic}: they do not cover this question."
-    return opening + (f" You could ask, for example:\n{examples}" if examples else "")
+        opening = f"I can't answer that from {profile.topic}: they do not cover this question. "
+    return opening + (f"{EXAMPLES_LEAD}\n{examples}" if examples else "").rstrip()
 
 
 FALLBACK_NOTE = "The language model was unavailable ({reason}); this answer quotes the documents instead."
@@ -204,7 +215,10 @@ class AnswerEngine:
             options: ``max_tokens`` / ``temperature`` for the LLM of this one answer.
 
         Returns:
-            The answer; ``answerable=False`` with a short explanation when the corpus does not cover it.
+            The answer; ``answerable=False`` with a short explanation when the corpus does not
+            cover it. When the closest passage is nearer than questions about other things come
+            (the engine is unsure rather than sure), the explanation says so and quotes that
+            passage, which ``citations`` then holds.
 
         Raises:
             InvalidQuestionError: The question is empty or too long, or the history is malformed.
@@ -256,8 +270,10 @@ class AnswerEngine:
             nearest = max(passages, key=lambda p: p.similarity, default=None)
             if nearest is not None and nearest.similarity < self.background().level:
                 nearest = None  # as far from the corpus as questions about anything else
-            text = refusal_text(self._retriever().profile, nearest)
-            answer = Answer(text, (), False, query, backend=self.backend)
+            profile = self._retriever().profile
+            quote, cited = self.composer.compose(query, vector, [nearest], profile) if nearest else ("", [])
+            text = refusal_text(profile, nearest, quote)
+            answer = Answer(text, tuple(cited), False, query, backend=self.backend)
             yield answer.text
             yield answer
             return

@@ -143,6 +143,15 @@ def test_a_dangling_pronoun_brings_its_antecedent(bot: Assistant) -> None:
 def test_a_question_near_the_corpus_is_told_where_to_look_not_that_nothing_is_there(bot: Assistant) -> None:
     answer = bot.ask("Do I need GPUs to fine-tune?")  # above the background level, below the bar
 
-    assert not answer.answerable and answer.citations == ()
+    assert not answer.answerable and len(answer.citations) == 1  # the closest passage, quoted
     assert answer.text.startswith("I'm not sure the documents")
     assert "The closest they come is in “" in answer.text
+    opening, quote = answer.text.split("\n\n")[:2]
+    assert quote.endswith("[1]") and quote.split(" [1]")[0][:40] in answer.citations[0].text
+
+
+def test_a_question_far_from_the_corpus_quotes_nothing(bot: Assistant) -> None:
+    answer = bot.ask("What is the capital of France?")
+
+    assert not answer.answerable and answer.citations == ()
+    assert answer.text.startswith("I can't answer that from the documents")

@@ -114,6 +114,17 @@ def test_off_topic_question_shows_no_sources_and_clear_chat_empties(at: AppTest)
     assert any(b.label == "What is LoRA?" for b in at.button)  # the empty chat offers starters again
 
 
+def test_an_unsure_reply_quotes_the_closest_passage_with_its_source(at: AppTest) -> None:
+    _ask(at, "Do I need GPUs to fine-tune?")  # above the corpus's background level, below the bar
+    reply = at.chat_message[1]
+
+    assert reply.info and reply.info[0].value.startswith("I'm not sure")
+    quote = next(m.value for m in reply.markdown if 'class="cite"' in m.value)
+    assert re.search(r'<a class="cite" href="#src-\d+-1" data-n="1">\[1\]</a>', quote)
+    assert len(reply.expander) == 1 and reply.expander[0].label.startswith("[1] ")
+    assert not at.feedback  # not an answer, so nothing to rate
+
+
 def test_a_blank_question_gets_no_bubble_and_a_long_one_a_short_bubble(at: AppTest) -> None:
     _ask(at, "   ")
     assert len(at.chat_message) == 0
