@@ -10,11 +10,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .embeddings import Embedder, Vector
-from .errors import IndexCorruptError, StoreError
+from .errors import IndexCorruptError, IndexDamagedError, StoreError
 from .profile import CorpusProfile
 from .store import Manifest, Store
 
 if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
     from llama_index.core.schema import TextNode
 
 logger = logging.getLogger(__name__)
@@ -89,8 +90,15 @@ class HybridRetriever:
         self.fusion = fusion
         self._collection = store.collection(manifest.collection)
         self._vectors = ChromaVectorStore(chroma_collection=self._collection)
-        self._sentences = store.collection(manifest.sentence_collection)
-        self._sentence_count = self._sentences.count()
+        self._sentences: Collection | None = None
+        self._sentence_count = 0
+        try:
+            self._sentences = store.collection(manifest.sentence_collection)
+            self._sentence_count = self._sentences.count()
+        except IndexDamagedError:
+            raise
+        except IndexCorruptError as exc:  # an index written before sentence vectors, or one lost since
+            logger.warning("%s Until then passages are ranked without sentence vectors.", exc)
         try:
             self._bm25 = BM25Retriever.from_persist_dir(str(store.bm25_dir(manifest.generation)))
         except Exception as exc:
@@ -183,7 +191,7 @@ class HybridRetriever:
     def sentences(self, embedding: Vector, k: int) -> list[str]:
         """Ids of the ``k`` passages whose best sentence is nearest to an embedding, best first."""
         wanted = min(k * SENTENCES_PER_PASSAGE, self._sentence_count)
-        if wanted <= 0:
+        if self._sentences is None or wanted <= 0:
             return []
         result = self._sentences.query(query_embeddings=[list(embedding)], n_results=wanted, include=["metadatas"])
         parents: dict[str, None] = {}

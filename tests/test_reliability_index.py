@@ -135,6 +135,23 @@ def test_a_rebuild_that_fails_keeps_the_previous_index_whole(
     assert Assistant.open(settings, embedder=embedder).status().generation == 2  # the next build works
 
 
+def test_a_generation_without_sentence_vectors_still_answers_and_says_why(
+    mini_corpus: Path, settings: Settings, embedder: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = Assistant.open(settings, embedder=embedder)
+    ranked = [p.source for p in bot.retrieve("What is LoRA?", k=2)]
+    store = Store(settings.index_dir)
+    manifest = store.read_manifest()
+    assert manifest is not None
+    store.client.delete_collection(manifest.sentence_collection)  # as in an index of an older release
+
+    reader = Assistant.open(settings, embedder=embedder)
+
+    assert [p.source for p in reader.retrieve("What is LoRA?", k=2)][:1] == ranked[:1]
+    assert reader.ask("What is LoRA?").answerable
+    assert "ranked without sentence vectors" in caplog.text and "assistant index --full" in caplog.text
+
+
 def test_a_live_reader_keeps_its_generation_through_two_external_rebuilds_then_switches(
     mini_corpus: Path, settings: Settings, embedder: Embedder
 ) -> None:
