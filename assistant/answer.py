@@ -70,7 +70,7 @@ def refusal_text(profile: CorpusProfile, nearest: Passage | None = None, quote: 
     """
     examples = "\n".join(f"- {q}" for q in profile.examples())
     if nearest is not None:
-        where = f"“{nearest.title}”" + (f", under “{nearest.section.split(' > ')[-1]}”" if nearest.section else "")
+        where = f"“{nearest.title}”" + (f", under “{nearest.heading}”" if nearest.heading else "")
         if quote:
             opening = (
                 f"I'm not sure {profile.topic} cover this question. The closest they come is in {where}:\n\n{quote}\n\n"

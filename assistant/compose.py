@@ -6,7 +6,6 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
@@ -164,7 +163,7 @@ class ExtractiveComposer:
             if units[j].passage == units[best].passage and not units[j].is_fragment
         ]
         sides = _sides(question, stems)
-        section_terms = [stems.terms(p.section.split(" > ")[-1] if p.section else p.title) for p in passages]
+        section_terms = [stems.terms(p.heading or p.title) for p in passages]
 
         def under_side(i: int, side: set[str], others: list[set[str]]) -> bool:
             terms = section_terms[units[i].passage]
@@ -214,13 +213,10 @@ class _Stems:
             return set(re.findall(r"\w\w+", text.lower()))
         return set(self.profile.terms(text))
 
-    @cached_property
-    def heading_terms(self) -> set[str]:
-        """The words of the corpus's titles, headings and FAQ questions."""
-        if self.profile is None:
-            return set()
-        p = self.profile
-        return self.terms(" ".join((*p.titles, *p.headings, *p.questions)))
+    @property
+    def heading_terms(self) -> frozenset[str]:
+        """The words of the corpus's titles, headings and FAQ questions (none without a profile)."""
+        return self.profile.heading_terms if self.profile is not None else frozenset()
 
     def weights(self, text: str) -> dict[str, float]:
         if self.profile is None:

@@ -103,6 +103,11 @@ class CorpusProfile:
     def _title_terms(self) -> frozenset[str]:
         return frozenset(self.terms(" ".join(self.titles)))
 
+    @cached_property
+    def heading_terms(self) -> frozenset[str]:
+        """The content words of the documents' titles, headings and FAQ questions."""
+        return frozenset(self.terms(" ".join((*self.titles, *self.headings, *self.questions))))
+
     def names_subject(self, text: str) -> bool:
         """Whether every content word of ``text`` is a word of the documents' titles ("fine-tuning")."""
         terms = self.terms(text)
@@ -124,10 +129,6 @@ class CorpusProfile:
         """The words left out of `terms` (NLTK's English stopwords)."""
         return _stopwords()
 
-    @property
-    def _stop(self) -> frozenset[str]:
-        return self.stopwords
-
     @cached_property
     def _stem(self):
         return _stemmer()
@@ -141,7 +142,7 @@ class CorpusProfile:
 
     def terms(self, text: str) -> list[str]:
         """The content words of ``text``, stemmed as the keyword index stems them, stopwords dropped."""
-        words = [w for w in _TOKEN.findall(text.lower()) if w not in self._stop and not w.isdigit()]
+        words = [w for w in _TOKEN.findall(text.lower()) if w not in self.stopwords and not w.isdigit()]
         return self._stem.stemWords(words) if words else []
 
     def idf(self, term: str) -> float:
@@ -169,7 +170,7 @@ class CorpusProfile:
 
         def mend(match: re.Match[str]) -> str:
             word = match.group()
-            if word.lower() in self._stop or word.isdigit():
+            if word.lower() in self.stopwords or word.isdigit():
                 return word
             stem = self._stem.stemWord(word.lower())
             if stem in self.doc_freq:
@@ -194,11 +195,15 @@ class CorpusProfile:
         (`EVERYDAY_ZIPF`): "How long does each one take?" uses no word that names another subject.
         """
         covered = total = 0.0
-        for word in dict.fromkeys(w for w in _TOKEN.findall(text.lower()) if w not in self._stop and not w.isdigit()):
+        words = (w for w in _TOKEN.findall(text.lower()) if w not in self.stopwords and not w.isdigit())
+        for word in dict.fromkeys(words):
             term = self._stem.stemWord(word)
-            known = self.known(term, word)
-            if known is None and _everyday(word):
-                continue
+            if term in self.doc_freq:
+                known: str | None = term
+            elif _everyday(word):
+                continue  # an everyday word the corpus does not use: neither for nor against
+            else:
+                known = self.known(term)  # a typo of a corpus word, or a word the corpus lacks
             weight = self.idf(known or term)
             total += weight
             covered += weight if known else 0.0

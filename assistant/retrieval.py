@@ -41,6 +41,11 @@ class Passage:
     kind: str = "article"
 
     @property
+    def heading(self) -> str:
+        """The passage's own heading: the last part of its section path ("" at the top of a file)."""
+        return self.section.split(" > ")[-1].strip() if self.section else ""
+
+    @property
     def location(self) -> str:
         """Where the passage sits, for people: ``file › section``."""
         return f"{self.source} › {self.section}" if self.section else self.source
