@@ -287,9 +287,12 @@ class AnswerEngine:
     ) -> tuple[str, list[float], list[Passage], bool]:
         """What to search for, the passages found, and whether the corpus covers the question.
 
-        Without history the question is searched as typed. A follow-up is condensed by the LLM
-        when there is one; otherwise it is searched as typed when it stands on its own and the
-        corpus covers it, else together with the turns before it (`followup.context_of`).
+        Without history the question is searched as typed; when the corpus does not cover it as
+        typed but it points at something it does not name ("Can I do both?"), it is searched
+        after the documents' titles and answered if they pull it no further than neutral words
+        would (`RefusalPolicy.implies_subject`). A follow-up is condensed by the LLM when there is
+        one; otherwise it is searched as typed when it stands on its own and the corpus covers it,
+        else together with the turns before it (`followup.context_of`).
         """
         retriever, profile, background = self._retriever(), self._retriever().profile, self.background()
 
@@ -311,6 +314,18 @@ class AnswerEngine:
             )
 
         context = context_of(history, rewrite) if history and condensed is None else None
+        if context is None and not answerable and not history and refers_back(question):
+            # "How long does each one take?" asked first points at what the corpus is about.
+            combined = with_context(question, profile.subject_text)
+            combined_vector, combined_passages = search(combined)
+            neutral = retriever.dense(
+                self.embedder.embed_query(with_context(neutral_like(question), profile.subject_text)), 1
+            )
+            if self.refusal.implies_subject(
+                max((p.similarity for p in combined_passages), default=0.0), max((c for _, c in neutral), default=0.0)
+            ):
+                return combined, combined_vector, combined_passages, True
+            return query, vector, passages, False
         if context is None or (answerable and not refers_back(question)) or not may_follow(question):
             return query, vector, passages, answerable  # a question of its own, judged on its own
         rewritten = rewrite(question, context)

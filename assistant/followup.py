@@ -22,7 +22,9 @@ CONTEXT_TURNS = 3
 #: Openings and words that point back at an earlier turn (English, any corpus).
 _CONNECTIVE = re.compile(r"^\W*(?:and|but|so|ok(?:ay)?|now|also|then|what about|how about)\b", re.IGNORECASE)
 _REFERENCE = re.compile(
-    r"\b(?:it|its|it's|they|them|their|this|that|these|those|one|ones|each|both|either|the two|the other)\b",
+    r"\b(?:it|its|it's|they|them|their|this|that|these|those|one|ones|each|both|either|the two|the other)\b"
+    # "which" with no noun of its own: "Which should I try first?", "which is cheaper"
+    r"|\bwhich(?=\s+(?:is|are|was|were|should|would|will|shall|can|could|may|might|must|do|does|did|has|have)\b)",
     re.IGNORECASE,
 )
 #: A question this short ("Give me an example.") cannot stand on its own.

@@ -99,6 +99,11 @@ class CorpusProfile:
         listed = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
         return f"the documents {listed}" + (f" (and {more} more)" if more > 0 else "")
 
+    @property
+    def subject_text(self) -> str:
+        """The documents' titles as one text, the context of a question that names no subject."""
+        return " ".join(t if t.endswith((".", "?", "!")) else t + "." for t in self.titles)
+
     @cached_property
     def _title_terms(self) -> frozenset[str]:
         return frozenset(self.terms(" ".join(self.titles)))

@@ -132,6 +132,21 @@ class RefusalPolicy:
             bar = background.level + self.margin
         return best >= bar
 
+    #: How much further than neutral words a first question that names nothing ("How long does each
+    #: one take?") may pull the corpus's titles' best similarity down (`implies_subject`). Dev
+    #: halves of both blind sets: 0.055 answers 6 of the product corpus's 10 refused in-scope
+    #: questions (in-scope refused 0.087 -> 0.035; 0.04 0.043) and keeps every off-topic one
+    #: refused; 0.06 let a handbook trap through ("Can I join a trade union, and does the company
+    #: recognise one?", pull -0.059: off-topic refused 0.933 -> 0.867). Off-topic questions with
+    #: a pronoun pulled -0.11 to -0.26 on the product corpus.
+    implied_pull: float = 0.055
+
+    def implies_subject(self, combined_similarity: float, neutral_similarity: float) -> bool:
+        """Whether a first question that points at something it does not name ("Can I do both?")
+        is about the corpus's subject: asked after the corpus's titles, it pulls the best
+        similarity no further down than words that ask nothing would."""
+        return combined_similarity - neutral_similarity >= -self.implied_pull
+
     def follows_up(self, combined_similarity: float, neutral_similarity: float, background: Background) -> bool:
         """Whether a follow-up stays with the corpus.
 

@@ -93,6 +93,23 @@ def test_casual_in_scope_questions_are_answered(bot: Assistant, question: str) -
     assert answer.answerable and answer.citations
 
 
+@pytest.mark.parametrize("question", ["Can I do both?", "Should I combine them?", "Which should I try first?"])
+def test_a_first_question_that_names_nothing_is_asked_of_the_corpus_subject(bot: Assistant, question: str) -> None:
+    answer = bot.ask(question)
+
+    assert answer.answerable and answer.citations
+    assert answer.query.endswith(question) and answer.query != question  # searched after the titles
+    if "both" in question or "combine" in question:
+        assert "not mutually exclusive" in answer.text or "combined" in answer.text
+
+
+@pytest.mark.parametrize(
+    "question", ["What is RAG and how does it work?", "Which is the capital of France?", "Is it going to rain today?"]
+)
+def test_a_first_question_pointing_at_another_subject_is_still_refused(bot: Assistant, question: str) -> None:
+    assert not bot.ask(question).answerable
+
+
 def test_stream_yields_pieces_then_the_full_answer(bot: Assistant) -> None:
     items = list(bot.stream("What resources does fine-tuning need?"))
 

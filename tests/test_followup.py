@@ -26,6 +26,8 @@ def assistant(text: str) -> dict[str, str]:
         "And the cost?",
         "Give me an example.",
         "ok and prompting?",
+        "Which should I try first?",
+        "which is cheaper",
     ],
 )
 def test_questions_that_lean_on_an_earlier_turn_are_recognised(question: str) -> None:
@@ -34,7 +36,12 @@ def test_questions_that_lean_on_an_earlier_turn_are_recognised(question: str) ->
 
 @pytest.mark.parametrize(
     "question",
-    ["What is dropout used for?", "How long does fine-tuning take to implement?", "How many days of leave do I get?"],
+    [
+        "What is dropout used for?",
+        "How long does fine-tuning take to implement?",
+        "How many days of leave do I get?",
+        "Which countries use the euro?",
+    ],
 )
 def test_questions_that_stand_alone_are_recognised(question: str) -> None:
     assert not refers_back(question)
