@@ -24,7 +24,7 @@ from fastapi import Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .config import DIST_NAME, Settings
@@ -84,6 +84,18 @@ class ApiLimits:
 # -- models -----------------------------------------------------------------------------------
 
 
+def _json_number(value: Any) -> Any:
+    """Numbers only: pydantic would read ``true`` as 1 and ``"3"`` as 3, which the schema forbids."""
+    if isinstance(value, (bool, str)):
+        raise ValueError("Input should be a number")
+    return value
+
+
+#: On a number field: JSON numbers only (``5`` or ``5.0``), never booleans or strings. It goes after
+#: the field's bounds, so the schema still states them.
+NUMBER_ONLY = BeforeValidator(_json_number)
+
+
 class Turn(BaseModel):
     role: Literal["user", "assistant"]
     content: str
@@ -107,7 +119,7 @@ class AskResponse(BaseModel):
 
 class RetrieveRequest(BaseModel):
     question: str = Field(min_length=1, max_length=MAX_QUESTION, pattern=NON_BLANK)
-    k: int = Field(default=5, ge=1, le=50)
+    k: Annotated[int, Field(ge=1, le=50), NUMBER_ONLY] = 5
 
 
 class RetrieveResponse(BaseModel):
@@ -174,7 +186,7 @@ class AssistantMessage(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    include_usage: bool = False
+    include_usage: StrictBool = False
 
 
 class ResponseFormat(BaseModel):
@@ -193,12 +205,12 @@ class ChatRequest(BaseModel):
         "the most recent 100 turns are used.",
         json_schema_extra={"contains": {"type": "object", "properties": {"role": {"const": "user"}}}},
     )
-    stream: bool = False
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1, le=32768)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=32768)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    n: int | None = Field(default=None, ge=1, le=1, description="Only 1 is supported.")
+    max_tokens: Annotated[int, Field(ge=1, le=32768), NUMBER_ONLY] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1, le=32768), NUMBER_ONLY] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2), NUMBER_ONLY] | None = None
+    n: Annotated[int, Field(ge=1, le=1), NUMBER_ONLY] | None = Field(default=None, description="Only 1 is supported.")
     tools: list[Any] | None = Field(default=None, max_length=0, description="Tools are not supported.")
     tool_choice: Literal["none"] | None = None
     response_format: ResponseFormat | None = None

@@ -86,6 +86,12 @@ def test_every_error_status_uses_the_envelope(bot: Assistant) -> None:
     client = TestClient(create_app(bot, limits=ApiLimits(max_body_bytes=10_000)))
     assert "question" in envelope(client.post("/v1/ask", json={"question": "x" * 5000}), 422)["message"]
     assert envelope(client.post("/v1/ask", json={"question": "   "}), 422)["type"] == "invalid_request"  # by the schema
+    # Types as documented, not coerced: true is not the integer 1, nor "1" the boolean true.
+    assert "k" in envelope(client.post("/v1/retrieve", json={"question": "LoRA?", "k": True}), 422)["message"]
+    assert envelope(client.post("/v1/retrieve", json={"question": "LoRA?", "k": "3"}), 422)["type"] == "invalid_request"
+    chat = {"messages": [{"role": "user", "content": "What is LoRA?"}], "stream": "yes"}
+    assert envelope(client.post("/v1/chat/completions", json=chat), 422)["type"] == "invalid_request"
+    assert client.post("/v1/retrieve", json={"question": "LoRA?", "k": 2}).status_code == 200
     bad_json = client.post("/v1/ask", content=b"{not json", headers={"content-type": "application/json"})
     assert envelope(bad_json, 400)["type"] == "invalid_json"
     form = client.post("/v1/ask", content=b"\xff\xfe", headers={"content-type": "application/json"})
