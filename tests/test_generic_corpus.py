@@ -66,7 +66,7 @@ def test_the_profile_is_read_off_the_handbook_index(handbook: Assistant) -> None
     assert "Leave and Time Off" in profile.titles and "Handbook FAQ" in profile.titles
     assert all(q.endswith("?") for q in profile.examples())  # the FAQ's own questions
     assert profile.examples()[0] in profile.questions
-    assert profile.known("leave") == "leav" and profile.known("quantization") is None
+    assert profile.known("leav", "leave") == "leav" and profile.known("quantize", "quantization") is None
     assert profile.coverage("annual leave allowance") == 1.0
     assert profile.coverage("quantization of transformer weights") < 0.4
 
@@ -75,8 +75,10 @@ def test_everyday_words_the_corpus_does_not_use_say_nothing_against_coverage(han
     profile = handbook.retriever.profile
     unused = ("really", "big", "thing", "sure")  # everyday English words the handbook never uses
     assert not any(profile.known(profile.terms(w)[0], w) for w in unused)  # the premise
-    assert profile.known("realli", "really") is None  # an everyday word is not a typo ...
-    assert profile.known("realli") == "retali"  # ... though it is one letter from "retaliate"
+    assert profile.known("realli", "really") is None  # a word of English is not a typo ...
+    assert profile.known("matern", "maternity") is None  # ... of "matter", however close
+    assert profile.corrected("report harrasment anonimously") == "report harass anonym"  # typos are mended
+    assert profile.corrected("Is maternity pay enhanced?") == "Is maternity pay enhanced?"
 
     assert profile.coverage("Is it really a big thing? Are you sure?") == 1.0  # nothing but everyday words
     assert profile.coverage("Is annual leave really a big thing?") == 1.0
