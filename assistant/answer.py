@@ -297,7 +297,7 @@ class AnswerEngine:
         retriever, profile, background = self._retriever(), self._retriever().profile, self.background()
 
         def search(text: str) -> tuple[list[float], list[Passage]]:
-            vector = self.embedder.embed_query(text)
+            vector = self.embedder.embed_query(profile.spelt(text))  # typos mended: they move the embedding
             return vector, retriever.retrieve(text, self.settings.top_k, embedding=vector)
 
         condensed = self._condensed(question, history, budget) if history and self.llm is not None else None

@@ -20,7 +20,7 @@ import difflib
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -76,10 +76,21 @@ class CorpusProfile:
     questions: tuple[str, ...]  # FAQ questions (headings that end in "?"), in corpus order
     doc_freq: Mapping[str, int] = field(repr=False)  # stemmed term -> passages using it
     passages: int = 0
+    #: The passages' texts, read only when a typo needs the corpus's own spelling (`spelt`).
+    texts: Callable[[], Iterable[str]] = field(default=tuple, repr=False, compare=False)
 
     @classmethod
-    def from_passages(cls, metadata: Iterable[Mapping[str, object]], doc_freq: Mapping[str, int]) -> CorpusProfile:
-        """Build the profile from each passage's metadata and the keyword index's term counts."""
+    def from_passages(
+        cls,
+        metadata: Iterable[Mapping[str, object]],
+        doc_freq: Mapping[str, int],
+        texts: Callable[[], Iterable[str]] = tuple,
+    ) -> CorpusProfile:
+        """Build the profile from each passage's metadata and the keyword index's term counts.
+
+        ``texts`` gives the passages' texts when called; it is called at most once, the first
+        time a question has a typo (`spelt`).
+        """
         titles: dict[str, None] = {}
         sections: Counter[str] = Counter()
         questions: dict[str, None] = {}
@@ -96,7 +107,7 @@ class CorpusProfile:
                 if last.endswith("?"):
                     questions.setdefault(last)
         headings = tuple(h for h, _ in sections.most_common() if not h.endswith("?"))
-        return cls(tuple(titles), headings, tuple(questions), dict(doc_freq), count)
+        return cls(tuple(titles), headings, tuple(questions), dict(doc_freq), count, texts)
 
     # -- describing the corpus --------------------------------------------------------------
 
@@ -181,18 +192,32 @@ class CorpusProfile:
         close = difflib.get_close_matches(term, self._by_initial.get(term[:1], ()), n=1, cutoff=0.8)
         return close[0] if close else None
 
-    def corrected(self, text: str) -> str:
-        """``text`` with each misspelt word the corpus nearly uses replaced by the corpus's term."""
+    @cached_property
+    def _spellings(self) -> dict[str, str]:
+        """Each stemmed term -> the word the corpus most often writes for it."""
+        counts: dict[str, Counter[str]] = {}
+        for text in self.texts():
+            for word in _TOKEN.findall(text.lower()):
+                counts.setdefault(self._stem.stemWord(word), Counter())[word] += 1
+        return {term: words.most_common(1)[0][0] for term, words in counts.items()}
+
+    def spelt(self, text: str) -> str:
+        """``text`` with each typo of a corpus word (`known`) written as the corpus writes that word.
+
+        "can i report harrasment anonimously" reads "can i report harassment anonymously": the
+        embedding model, unlike the keyword index, reads the words whole, and a typo moves it.
+        """
 
         def mend(match: re.Match[str]) -> str:
             word = match.group()
-            if word.lower() in self.stopwords or word.isdigit():
+            lower = word.lower()
+            if lower in self.stopwords or word.isdigit():
                 return word
-            stem = self._stem.stemWord(word.lower())
+            stem = self._stem.stemWord(lower)
             if stem in self.doc_freq:
                 return word
-            known = self.known(stem, word.lower())
-            return known if known else word
+            known = self.known(stem, lower)
+            return self._spellings.get(known, word) if known else word
 
         return _TOKEN.sub(mend, text)
 

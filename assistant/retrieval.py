@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -120,7 +120,13 @@ class HybridRetriever:
         doc_freq = {  # bm25s keeps term scores column by column: a column's length is the term's passage count
             term: int(indptr[i + 1] - indptr[i]) for term, i in bm25.vocab_dict.items() if term and i + 1 < len(indptr)
         }
-        return CorpusProfile.from_passages(self._bm25.corpus, doc_freq)
+        return CorpusProfile.from_passages(self._bm25.corpus, doc_freq, self._texts)
+
+    def _texts(self) -> Iterator[str]:
+        from llama_index.core.vector_stores.utils import metadata_dict_to_node
+
+        for meta in self._bm25.corpus:
+            yield metadata_dict_to_node(dict(meta)).get_content()
 
     def retrieve(self, question: str, k: int = 5, embedding: Vector | None = None) -> list[Passage]:
         """The ``k`` passages that best match ``question``, best first, without duplicates.
@@ -136,7 +142,7 @@ class HybridRetriever:
         if k <= 0:
             return []
         candidates = max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT)
-        embedding = embedding if embedding is not None else self.embedder.embed_query(question)
+        embedding = embedding if embedding is not None else self.embedder.embed_query(self.profile.spelt(question))
         try:
             dense = self.dense(embedding, candidates)
             by_sentence = self.sentences(embedding, candidates)
@@ -180,7 +186,7 @@ class HybridRetriever:
         from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
         bm25 = self._bm25
-        question = self.profile.corrected(question)
+        question = self.profile.spelt(question)
         tokens = bm25s.tokenize(question, stemmer=bm25.stemmer, token_pattern=bm25.token_pattern, show_progress=False)
         if not any(len(ids) for ids in tokens.ids):
             return []
