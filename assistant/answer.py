@@ -314,17 +314,10 @@ class AnswerEngine:
             )
 
         context = context_of(history, rewrite) if history and condensed is None else None
-        if context is None and not answerable and not history and refers_back(question):
-            # "How long does each one take?" asked first points at what the corpus is about.
-            combined = with_context(question, profile.subject_text)
-            combined_vector, combined_passages = search(combined)
-            neutral = retriever.dense(
-                self.embedder.embed_query(with_context(neutral_like(question), profile.subject_text)), 1
-            )
-            if self.refusal.implies_subject(
-                max((p.similarity for p in combined_passages), default=0.0), max((c for _, c in neutral), default=0.0)
-            ):
-                return combined, combined_vector, combined_passages, True
+        if context is None and not answerable and not history:
+            implied = self.about_the_corpus(question)
+            if implied is not None:
+                return (*implied, True)
             return query, vector, passages, False
         if context is None or (answerable and not refers_back(question)) or not may_follow(question):
             return query, vector, passages, answerable  # a question of its own, judged on its own
@@ -344,6 +337,29 @@ class AnswerEngine:
             max((p.similarity for p in passages), default=0.0), max((c for _, c in neutral), default=0.0), background
         )
         return combined, vector, passages, follows
+
+    def about_the_corpus(self, question: str) -> tuple[str, list[float], list[Passage]] | None:
+        """A first question that points at something it does not name, searched as if it followed
+        the documents' titles ("How long does each one take?").
+
+        Returns:
+            What was searched, its embedding and the passages, when the question points back
+            (`followup.refers_back`) and the titles pull it no further than neutral words would
+            (`RefusalPolicy.implies_subject`); else None.
+        """
+        if not refers_back(question):
+            return None
+        retriever = self._retriever()
+        subject = retriever.profile.subject_text
+        combined = with_context(question, subject)
+        vector = self.embedder.embed_query(retriever.profile.spelt(combined))
+        passages = retriever.retrieve(combined, self.settings.top_k, embedding=vector)
+        neutral = retriever.dense(self.embedder.embed_query(with_context(neutral_like(question), subject)), 1)
+        if self.refusal.implies_subject(
+            max((p.similarity for p in passages), default=0.0), max((c for _, c in neutral), default=0.0)
+        ):
+            return combined, vector, passages
+        return None
 
     def _condensed(self, question: str, history: list[Message], budget: Budget) -> str | None:
         """The LLM's standalone version of a follow-up, or None when it failed or is not one question."""

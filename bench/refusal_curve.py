@@ -24,11 +24,17 @@ from bench.blind import BLIND, CORPORA, HALVES, half_of
 MARGINS = [round(0.02 * i, 2) for i in range(-2, 16)]
 
 
-def _refused(policy: Any, items: list[dict[str, Any]], found: list[Any], profile: Any, background: Any) -> float:
-    """The share of ``items`` the policy refuses, given the passages found for each."""
-    return sum(not policy.answerable(q["question"], ps, profile, background) for q, ps in zip(items, found)) / len(
-        items
-    )
+def _refused(
+    policy: Any, items: list[dict[str, Any]], found: list[Any], implied: list[bool], profile: Any, background: Any
+) -> float:
+    """The share of ``items`` the engine refuses with ``policy``, given the passages found for each
+    and whether each, asked first, is taken as about the corpus's subject (the margin does not
+    change that: `AnswerEngine.about_the_corpus`)."""
+    refused = [
+        not policy.answerable(q["question"], ps, profile, background) and not about
+        for q, ps, about in zip(items, found, implied)
+    ]
+    return sum(refused) / len(items)
 
 
 def main() -> int:
@@ -53,12 +59,16 @@ def main() -> int:
                     kind: [retriever.retrieve(q["question"], bot.settings.top_k) for q in sets[kind]]
                     for kind in ("inscope", "offtopic")
                 }
+                implied = {
+                    kind: [engine.about_the_corpus(q["question"]) is not None for q in sets[kind]]
+                    for kind in ("inscope", "offtopic")
+                }
                 points = []
                 for margin in MARGINS:
                     policy = dataclasses.replace(shipped, margin=margin)
 
                     refused = {
-                        kind: _refused(policy, sets[kind], found[kind], profile, background)
+                        kind: _refused(policy, sets[kind], found[kind], implied[kind], profile, background)
                         for kind in ("inscope", "offtopic")
                     }
                     points.append((margin, refused["inscope"], 1 - refused["offtopic"]))
