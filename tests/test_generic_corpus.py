@@ -89,7 +89,15 @@ def test_everyday_words_the_corpus_does_not_use_say_nothing_against_coverage(han
 
 def test_the_handbook_is_answered_and_what_it_does_not_cover_is_refused(handbook: Assistant) -> None:
     answered = handbook.ask("How many days of annual leave do I get?")
-    refused = [handbook.ask(q) for q in ("What is the capital of France?", "What is LoRA?", "How do I bake bread?")]
+    refused = [
+        handbook.ask(q)
+        for q in (
+            "What is the capital of France?",
+            "What is LoRA?",
+            "How do I bake bread?",
+            "Is it going to rain today?",
+        )
+    ]
 
     assert answered.answerable and answered.citations
     for answer in refused:
