@@ -191,14 +191,23 @@ class ExtractiveComposer:
                 break
             if len(chosen) >= self.min_units and scores[i] < scores[best] - self.margin:
                 break
+            if units[i].is_fragment and not units[best].is_fragment:
+                continue  # not even to reach min_units: a heading line is no answer
             if any(float(vectors[i] @ vectors[j]) >= self.duplicate_cosine for j in chosen):
                 continue
             if any(_same_words(units[i], units[j], passages) for j in chosen):
                 continue  # the same words reached through two overlapping passages
             chosen.append(i)
-        for i in list(chosen):  # a dangling pronoun brings its antecedent
-            if units[i].is_dangling and i > 0 and units[i - 1].passage == units[i].passage and i - 1 not in chosen:
-                chosen.append(i - 1)
+        for i in list(chosen):  # a dangling pronoun brings its antecedent, never a heading-like fragment
+            before = i - 1
+            if (
+                units[i].is_dangling
+                and before >= 0
+                and units[before].passage == units[i].passage
+                and before not in chosen
+                and not units[before].is_fragment
+            ):
+                chosen.append(before)
         return _render(units, chosen, scores, passages)
 
 

@@ -16,7 +16,9 @@ import pytest
 
 from assistant import Assistant, Settings
 from assistant.chunking import sentence_spans
+from assistant.compose import ExtractiveComposer, SentenceCache
 from assistant.embeddings import Embedder
+from assistant.retrieval import Passage
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDBOOK = ROOT / "bench" / "corpora" / "handbook"
@@ -157,6 +159,19 @@ def test_a_dangling_pronoun_brings_its_antecedent(bot: Assistant) -> None:
     for i, sentence in enumerate(sentences):
         if re.match(r"\s*(?:This|It|These|They)\b", sentence):
             assert i > 0, answer.text  # never the opening sentence
+
+
+def test_a_heading_line_is_never_quoted_beside_a_sentence(embedder: Embedder) -> None:
+    text = "ACME LTD. - REMOTE WORK POLICY\n\nThis policy sets out who may work from home and on which days."
+    passage = Passage("id", text, "remote.txt", "Remote work", "", 0, len(text), 1.0, 0.6)
+    question = "Who may work from home?"
+
+    answer, cited = ExtractiveComposer(SentenceCache(embedder)).compose(
+        question, embedder.embed_query(question), [passage]
+    )
+
+    assert answer.startswith("This policy sets out") and "REMOTE WORK POLICY" not in answer
+    assert cited == [passage]
 
 
 def test_a_question_near_the_corpus_is_told_where_to_look_not_that_nothing_is_there(bot: Assistant) -> None:
