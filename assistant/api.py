@@ -54,7 +54,11 @@ MAX_QUESTION = 2000
 #: Text parts in one chat message, and characters per part: 4 x 499 + 3 separators stays within
 #: `MAX_QUESTION`, so every message the schema allows is a question the engine takes.
 MAX_PARTS, MAX_PART_CHARS = 4, 499
-NON_BLANK = r"\S"
+#: Some character that is not white space, as Python's ``str.strip`` (and so the engine) reads it.
+#: Spelt out rather than ``\S``: JSON Schema (ECMA), pydantic (Rust) and schemathesis (Python)
+#: disagree on what ``\s`` holds (U+001C-U+001F, U+0085, U+FEFF), so a text could pass the
+#: published schema and fail the server, or the reverse.
+NON_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
 @dataclass(frozen=True)

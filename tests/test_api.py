@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sys
 import threading
@@ -16,7 +17,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from assistant.api import ApiLimits, create_app, header_timeout_protocol
+from assistant.api import NON_BLANK, ApiLimits, create_app, header_timeout_protocol
 from assistant.config import Settings
 from assistant.engine import Assistant
 
@@ -82,10 +83,18 @@ def envelope(r: httpx.Response, status: int) -> dict[str, str]:
     return body["error"]
 
 
+def test_blank_in_the_schema_is_blank_to_the_engine() -> None:
+    # The schema's pattern, as Python reads it (schemathesis does), agrees with str.strip (the engine).
+    pattern = re.compile(NON_BLANK)
+    assert not [c for c in map(chr, range(0x110000)) if c.isspace() and pattern.search(c)]
+    assert all(pattern.search(c) for c in ("a", "\u200b", "\ufeff", "\x1b", "é"))
+
+
 def test_every_error_status_uses_the_envelope(bot: Assistant) -> None:
     client = TestClient(create_app(bot, limits=ApiLimits(max_body_bytes=10_000)))
     assert "question" in envelope(client.post("/v1/ask", json={"question": "x" * 5000}), 422)["message"]
     assert envelope(client.post("/v1/ask", json={"question": "   "}), 422)["type"] == "invalid_request"  # by the schema
+    assert envelope(client.post("/v1/ask", json={"question": "\x1c\x85"}), 422)["type"] == "invalid_request"
     # Types as documented, not coerced: true is not the integer 1, nor "1" the boolean true.
     assert "k" in envelope(client.post("/v1/retrieve", json={"question": "LoRA?", "k": True}), 422)["message"]
     assert envelope(client.post("/v1/retrieve", json={"question": "LoRA?", "k": "3"}), 422)["type"] == "invalid_request"
@@ -313,7 +322,7 @@ def test_docs_are_served_without_a_cdn(bot: Assistant) -> None:
 def test_schema_matches_what_the_server_accepts(bot: Assistant) -> None:
     schema = TestClient(create_app(bot)).get("/openapi.json").json()
     question = schema["components"]["schemas"]["AskRequest"]["properties"]["question"]
-    assert question["pattern"] == r"\S" and question["maxLength"] == 2000
+    assert question["pattern"] == NON_BLANK and question["maxLength"] == 2000
     chat = schema["paths"]["/v1/chat/completions"]["post"]["responses"]
     assert "text/event-stream" in chat["200"]["content"]
     for path in schema["paths"].values():
