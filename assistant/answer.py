@@ -294,15 +294,12 @@ class AnswerEngine:
         one; otherwise it is searched as typed when it stands on its own and the corpus covers it,
         else together with the turns before it (`followup.context_of`).
         """
-        retriever, profile, background = self._retriever(), self._retriever().profile, self.background()
-
-        def search(text: str) -> tuple[list[float], list[Passage]]:
-            vector = self.embedder.embed_query(profile.spelt(text))  # typos mended: they move the embedding
-            return vector, retriever.retrieve(text, self.settings.top_k, embedding=vector)
-
+        # One retriever for the whole question: a rebuild that lands meanwhile is seen by the next one.
+        retriever, background = self._retriever(), self.background()
+        profile = retriever.profile
         condensed = self._condensed(question, history, budget) if history and self.llm is not None else None
         query = condensed or question
-        vector, passages = search(query)
+        vector, passages = self._find(retriever, query)
         # Coverage is read from the words the user typed, never from a subject a rewrite added.
         answerable = self.refusal.answerable(query, passages, profile, background, asked=question)
         stop = profile.stopwords
@@ -315,32 +312,49 @@ class AnswerEngine:
 
         context = context_of(history, rewrite) if history and condensed is None else None
         if context is None and not answerable and not history:
-            implied = self.about_the_corpus(question)
+            implied = self.about_the_corpus(question, retriever)
             if implied is not None:
                 return (*implied, True)
-            return query, vector, passages, False
         if context is None or (answerable and not refers_back(question)) or not may_follow(question):
             return query, vector, passages, answerable  # a question of its own, judged on its own
         rewritten = rewrite(question, context)
         if rewritten:  # "And the disadvantages?": the earlier question, asked of something else
-            vector, passages = search(rewritten)
+            vector, passages = self._find(retriever, rewritten)
             return (
                 rewritten,
                 vector,
                 passages,
                 self.refusal.answerable(rewritten, passages, profile, background, asked=question),
             )
-        combined = with_context(question, context)
-        vector, passages = search(combined)
-        neutral = retriever.dense(self.embedder.embed_query(with_context(neutral_like(question), context)), 1)
-        follows = self.refusal.follows_up(
-            max((p.similarity for p in passages), default=0.0), max((c for _, c in neutral), default=0.0), background
-        )
-        return combined, vector, passages, follows
+        combined, vector, passages, best, neutral = self._after(retriever, question, context)
+        return combined, vector, passages, self.refusal.follows_up(best, neutral, background)
 
-    def about_the_corpus(self, question: str) -> tuple[str, list[float], list[Passage]] | None:
+    def _find(self, retriever: HybridRetriever, text: str) -> tuple[list[float], list[Passage]]:
+        """The embedding of ``text`` (typos written as the corpus writes the word: they move it) and its passages."""
+        vector = self.embedder.embed_query(retriever.profile.spelt(text))
+        return vector, retriever.retrieve(text, self.settings.top_k, embedding=vector)
+
+    def _after(
+        self, retriever: HybridRetriever, question: str, context: str
+    ) -> tuple[str, list[float], list[Passage], float, float]:
+        """``question`` searched after ``context``: the text searched, its embedding and passages,
+        their best similarity, and the best similarity of words that ask nothing after the same
+        context (`followup.neutral_like`), which tells how far the question pulls away."""
+        combined = with_context(question, context)
+        vector, passages = self._find(retriever, combined)
+        neutral = retriever.dense(self.embedder.embed_query(with_context(neutral_like(question), context)), 1)
+        best = max((p.similarity for p in passages), default=0.0)
+        return combined, vector, passages, best, max((c for _, c in neutral), default=0.0)
+
+    def about_the_corpus(
+        self, question: str, retriever: HybridRetriever | None = None
+    ) -> tuple[str, list[float], list[Passage]] | None:
         """A first question that points at something it does not name, searched as if it followed
         the documents' titles ("How long does each one take?").
+
+        Args:
+            question: The question, asked with no history.
+            retriever: The retriever the rest of the question used (default: the one in use now).
 
         Returns:
             What was searched, its embedding and the passages, when the question points back
@@ -349,17 +363,9 @@ class AnswerEngine:
         """
         if not refers_back(question):
             return None
-        retriever = self._retriever()
-        subject = retriever.profile.subject_text
-        combined = with_context(question, subject)
-        vector = self.embedder.embed_query(retriever.profile.spelt(combined))
-        passages = retriever.retrieve(combined, self.settings.top_k, embedding=vector)
-        neutral = retriever.dense(self.embedder.embed_query(with_context(neutral_like(question), subject)), 1)
-        if self.refusal.implies_subject(
-            max((p.similarity for p in passages), default=0.0), max((c for _, c in neutral), default=0.0)
-        ):
-            return combined, vector, passages
-        return None
+        retriever = retriever or self._retriever()
+        combined, vector, passages, best, neutral = self._after(retriever, question, retriever.profile.subject_text)
+        return (combined, vector, passages) if self.refusal.implies_subject(best, neutral) else None
 
     def _condensed(self, question: str, history: list[Message], budget: Budget) -> str | None:
         """The LLM's standalone version of a follow-up, or None when it failed or is not one question."""

@@ -204,8 +204,9 @@ class CorpusProfile:
     def spelt(self, text: str) -> str:
         """``text`` with each typo of a corpus word (`known`) written as the corpus writes that word.
 
-        "can i report harrasment anonimously" reads "can i report harassment anonymously": the
-        embedding model, unlike the keyword index, reads the words whole, and a typo moves it.
+        "can i report harrasment anonimously" reads "can i report harassment anonymous" (for each
+        stem, the word the corpus writes most): the embedding model, unlike the keyword index,
+        reads words whole, and a typo moves it.
         """
 
         def mend(match: re.Match[str]) -> str:
