@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING, Any
 from .compose import ExtractiveComposer, SentenceCache
 from .embeddings import Embedder
 from .errors import LLMError
-from .followup import bare_phrase, context_of, may_follow, neutral_like, refers_back, substitute, with_context
+from .followup import (
+    bare_phrase,
+    context_of,
+    may_follow,
+    neutral_like,
+    refers_back,
+    stands_alone,
+    substitute,
+    with_context,
+)
 from .llm import (
     CONDENSE_SHARE,
     Budget,
@@ -315,7 +324,11 @@ class AnswerEngine:
             implied = self.about_the_corpus(question, retriever)
             if implied is not None:
                 return (*implied, True)
-        if context is None or (answerable and not refers_back(question)) or not may_follow(question):
+        if (
+            context is None
+            or not may_follow(question)
+            or (answerable and (not refers_back(question) or stands_alone(question)))
+        ):
             return query, vector, passages, answerable  # a question of its own, judged on its own
         rewritten = rewrite(question, context)
         if rewritten:  # "And the disadvantages?": the earlier question, asked of something else

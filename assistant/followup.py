@@ -36,6 +36,14 @@ def refers_back(question: str) -> bool:
     return bool(_CONNECTIVE.match(question) or _REFERENCE.search(question))
 
 
+def stands_alone(question: str) -> bool:
+    """Whether a question that opens like a follow-up ("ok and how do I restore a file?") names
+    everything it asks about: no pronoun points back, and it is longer than `SHORT_WORDS` without
+    its opening. Answerable as typed, such a question is a change of topic, not an ellipsis."""
+    rest = _CONNECTIVE.sub("", question, count=1)
+    return not _REFERENCE.search(question) and len(rest.split()) > SHORT_WORDS
+
+
 def may_follow(question: str) -> bool:
     """Whether a question may be a follow-up: it points back, or is too short to stand alone."""
     return refers_back(question) or len(question.split()) <= SHORT_WORDS

@@ -82,11 +82,17 @@ class RefusalPolicy:
     grid: margin 0.20 0.087 / 0.945, 0.12 0.078 / 0.836; covered margin 0.02 0.078 / 0.891, 0.06
     0.087 / 0.927; full-coverage margin 0.00 0.061 / 0.927 but 0.867 on the handbook, 0.02 0.096.
     An absolute cosine bar did no better than 0.348 in-scope refused on the product corpus for
-    the same off-topic figure.
+    the same off-topic figure. `covered_margin` was chosen again later, with a third corpus (see it).
     """
 
     margin: float = 0.16  # above the background level, whatever the words
-    covered_margin: float = 0.04  # above the background level, when coverage >= min_coverage
+    #: Above the background level, when coverage >= min_coverage. Re-chosen on the dev halves of
+    #: all three blind sets once the restic manual joined them (bench/blind): among questions with
+    #: such coverage, off-topic ones stood at most 0.056 above the level (handbook: "How much
+    #: training budget do I get per year for courses?") and in-scope ones at least 0.065; 0.06 sits
+    #: in that gap. Against 0.04: off-topic refused 0.945 -> 0.982 product, 0.933 -> 1.000
+    #: handbook, 0.400 -> 0.467 manual; in-scope refused unchanged (0.035, 0, 0.031).
+    covered_margin: float = 0.06
     min_coverage: float = 0.4
     #: When the corpus uses every word typed (everyday words aside), a hair above the background
     #: level (dev: 0.00 lets one more handbook off-topic question through).

@@ -1,14 +1,15 @@
 """Blind evaluation: question sets written by helpers who never saw the engine's answers.
 
-Two corpora go through the same code: the product corpus (``corpus/``) and an unrelated employee
-handbook (``bench/corpora/handbook``). Each corpus has in-scope questions labelled with the
+Three corpora go through the same code: the product corpus (``corpus/``), an unrelated employee
+handbook (``bench/corpora/handbook``, invented) and four pages of the restic backup tool's manual
+(``bench/corpora/manual``, real; provenance in ``manual_sources.md``). Each corpus has in-scope questions labelled with the
 verbatim fragments that answer them, off-topic questions, and follow-up dialogs. Every set is
 split once into a dev half and a test half (`split.json`, made by `make_split` with a fixed seed);
 tuning looks at dev only, and the headline figures are the test half's.
 
 Example usage:
 
-    python -m bench.blind                      # both halves, both corpora, with the LlamaIndex default
+    python -m bench.blind                      # both halves, every corpus, with the LlamaIndex default
     python -m bench.blind --half dev --show    # dev only, listing each miss (for tuning)
 """
 
@@ -52,6 +53,7 @@ class BlindCorpus:
 CORPORA = (
     BlindCorpus("product", ROOT / "corpus", "main"),
     BlindCorpus("handbook", ROOT / "bench" / "corpora" / "handbook", "handbook"),
+    BlindCorpus("manual", ROOT / "bench" / "corpora" / "manual", "manual"),
 )
 
 

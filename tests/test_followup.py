@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from assistant import Assistant, InvalidQuestionError
-from assistant.followup import bare_phrase, context_of, may_follow, neutral_like, refers_back, substitute, with_context
+from assistant.followup import (
+    bare_phrase,
+    context_of,
+    may_follow,
+    neutral_like,
+    refers_back,
+    stands_alone,
+    substitute,
+    with_context,
+)
 from assistant.profile import CorpusProfile
 from assistant.validation import MAX_HISTORY_CHARS, MAX_HISTORY_MESSAGES, validate_history
 
@@ -46,6 +55,21 @@ def test_questions_that_lean_on_an_earlier_turn_are_recognised(question: str) ->
 def test_questions_that_stand_alone_are_recognised(question: str) -> None:
     assert not refers_back(question)
     assert not may_follow(question)
+
+
+@pytest.mark.parametrize(
+    ("question", "alone"),
+    [
+        ("ok and how do I restore a single file?", True),  # a change of topic, opened like a follow-up
+        ("So what does the training process involve?", True),
+        ("and how long does it take?", False),  # "it" is the earlier subject
+        ("ok and prompting?", False),  # too short to name what it asks
+        ("What about the cost of that?", False),
+    ],
+)
+def test_a_question_opened_like_a_follow_up_may_still_name_all_it_asks(question: str, alone: bool) -> None:
+    assert refers_back(question)
+    assert stands_alone(question) is alone
 
 
 def test_a_follow_up_is_searched_with_the_turns_it_leans_on() -> None:
@@ -184,3 +208,15 @@ def test_a_question_that_stands_alone_after_a_chat_is_searched_as_typed(bot: Ass
 
     assert answer.query == "What is dropout?"
     assert answer.answerable and "Randomly deactivates neural connections" in answer.text
+
+
+def test_a_change_of_topic_opened_like_a_follow_up_is_searched_as_typed(bot: Assistant) -> None:
+    first = "How long does fine-tuning take?"
+    history = [user(first), assistant(bot.ask(first).text)]
+    switch = "ok and what does the training process involve?"
+
+    answer = bot.ask(switch, history=history)
+
+    assert answer.query == switch  # not "How long does fine-tuning take? ok and what ..."
+    assert answer.answerable
+    assert answer.text == bot.ask(switch).text  # the answer it gets with no chat before it
