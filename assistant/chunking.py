@@ -24,7 +24,11 @@ MERGE_CHARS = 550
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’)]*\s+(?=[\"“‘(\[]?[A-Z0-9])")
+#: The opening or closing line of a fenced code block (CommonMark: three or more ` or ~).
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+#: A sentence ends at . ! ? or … before a space and a capital or digit, or before inline code or
+#: bold text ("… might fail to free space. `prune` works …", as technical manuals write).
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’)]*\s+(?=[\"“‘(\[]?[A-Z0-9]|`|\*\*[A-Z])")
 
 
 @dataclass(frozen=True)
@@ -115,9 +119,19 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
             blocks.append(current)
             current = []
 
+    fence = ""  # the opening marker of the fenced code block we are in ("```", "~~~"), or ""
     for line in doc.text[doc.body_start :].splitlines(keepends=True):
         start, offset = offset, offset + len(line)
         stripped = line.strip()
+        opens = _FENCE.match(line)
+        if fence or opens:
+            # Code is text of its own: a "# comment" in it is no heading, a blank line no paragraph end.
+            if not fence and current and current[-1].is_item:
+                flush_block()
+            fence = _fence_after(line, fence)
+            if stripped or fence:
+                current.append(_Span(start + len(line) - len(line.lstrip()), start + len(line.rstrip())))
+            continue
         heading = _HEADING.match(stripped)
         if heading:
             flush_block()
@@ -152,6 +166,16 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
     flush_block()
     if blocks:
         yield section, blocks
+
+
+def _fence_after(line: str, fence: str) -> str:
+    """The fence open after ``line``: its marker when it opens one, "" when it closes ``fence``."""
+    if not fence:
+        opens = _FENCE.match(line)
+        return opens.group(1) if opens else ""
+    stripped = line.strip()
+    closes = stripped.startswith(fence) and stripped == stripped[0] * len(stripped)
+    return "" if closes else fence
 
 
 def _ends_with_colon(text: str, span: _Span) -> bool:
@@ -242,6 +266,9 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     spans: list[tuple[int, int]] = []
     for block_start, block_end in _blocks(text, start, end):
         cursor = block_start
+        if _FENCE.match(text[block_start:block_end]):
+            spans.append((block_start, block_end))  # fenced code: one unit, never split
+            continue
         for match in _SENTENCE_END.finditer(text, block_start, block_end):
             if _ABBREVIATIONS.search(text, max(block_start, match.start() - 8), match.start()):
                 continue
@@ -264,9 +291,24 @@ def _blocks(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     block_start: int | None = None
     block_end = start
     a = start
+    fence = ""
     for piece in text[start:end].split("\n"):
         b = a + len(piece)
         next_a = b + 1
+        opens = _FENCE.match(piece)
+        if fence or opens:  # fenced code is one block of its own, blank lines and all
+            if not fence and block_start is not None:
+                yield block_start, block_end
+                block_start = None
+            if block_start is None:
+                block_start = a
+            block_end = b
+            fence = _fence_after(piece, fence)
+            if not fence:  # the closing line
+                yield block_start, block_end
+                block_start = None
+            a = next_a
+            continue
         if not piece.strip():
             if block_start is not None:
                 yield block_start, block_end

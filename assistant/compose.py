@@ -15,6 +15,7 @@ from .profile import CorpusProfile
 from .retrieval import Passage
 
 _BULLET = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
+_FENCE = re.compile(r"^ {0,3}(?:`{3,}|~{3,})")
 _NUMBER_ONLY = re.compile(r"^\d+[.)]?$")
 _OPEN_MARKER = re.compile(r"\[\d+\]")  # "[7]" in corpus text is not one of our citations
 #: A sentence that opens with one of these leans on the sentence before it (English, any corpus).
@@ -33,9 +34,11 @@ class _Unit:
     end: int
     lines: tuple[str, ...]  # verbatim text; more than one line for a lead-in and its items
     is_list: bool
+    code: str = ""  # a fenced code block the lead-in introduces, verbatim
 
     @property
     def text(self) -> str:
+        """The words scored and compared (a code block counts by the sentence that introduces it)."""
         return " ".join(" ".join(line.split()) for line in self.lines)
 
     @property
@@ -261,10 +264,25 @@ def _same_words(a: _Unit, b: _Unit, passages: list[Passage]) -> bool:
 def _units(index: int, passage: Passage) -> list[_Unit]:
     """Split a passage into quotable units; a line ending in ':' keeps the list items after it."""
     raw: list[tuple[int, int, bool]] = []  # relative start, end, is list item
+    code: dict[int, tuple[int, str]] = {}  # index in raw of a lead-in -> end and text of its code block
+    last_end = -1  # where the span before this one ended (a lead-in must come right before its code)
     for a, b in sentence_spans(passage.text):
         piece = passage.text[a:b]
         if _NUMBER_ONLY.match(piece.strip()):
             continue
+        if _FENCE.match(piece):
+            # Code is quoted only with the sentence that introduces it ("… use this command:").
+            lead = len(raw) - 1
+            if (
+                raw
+                and raw[-1][1] == last_end
+                and not raw[-1][2]
+                and passage.text[raw[-1][0] : raw[-1][1]].endswith(":")
+            ):
+                code[lead] = (b, piece)
+            last_end = b
+            continue
+        last_end = b
         line_start = passage.text.rfind("\n", 0, a) + 1
         bullet = _BULLET.match(piece)
         is_item = bool(bullet) and a == line_start and piece.lstrip()[:1] in "-*+"
@@ -296,7 +314,11 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
             units.append(_Unit(index, passage.start + a, passage.start + raw[j - 1][1], items, True))
             i = j
             continue
-        units.append(_Unit(index, passage.start + a, passage.start + b, (text,), False))
+        if i in code:
+            end, block = code[i]
+            units.append(_Unit(index, passage.start + a, passage.start + end, (text,), False, block))
+        else:
+            units.append(_Unit(index, passage.start + a, passage.start + b, (text,), False))
         i += 1
     return units
 
@@ -336,5 +358,7 @@ def _render(
                 paragraph = paragraph.rstrip() + ("\n" if paragraph else "") + "\n".join(items) + "\n"
             else:
                 paragraph += ("" if not paragraph or paragraph.endswith("\n") else " ") + f"{lines[0]} {marker}"
+                if unit.code:
+                    paragraph += f"\n\n{unit.code}\n\n"
         paragraphs.append(paragraph.strip())
     return "\n\n".join(paragraphs), [passages[i] for i in cited]

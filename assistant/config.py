@@ -18,8 +18,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DIST_NAME = "askdocs-cited"
 
 #: Bumped whenever chunking changes in a way that alters chunk text or ids, or what is embedded for
-#: them (6: sentence vectors); forces a full rebuild.
-CHUNKER_VERSION = "6"
+#: them (6: sentence vectors; 7: fenced code is one block, a sentence may open with inline code);
+#: forces a full rebuild.
+CHUNKER_VERSION = "7"
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 

@@ -64,3 +64,29 @@ def test_sentence_spans_split_sentences_and_list_items() -> None:
         "- item a",
         "- item b",
     ]
+
+
+def test_a_sentence_may_open_with_inline_code_or_bold_text() -> None:
+    text = "Prune might fail to free space. `prune` works in steps.\n**Note** that it locks. See e.g. `forget` there."
+    assert [text[s:e] for s, e in sentence_spans(text)] == [
+        "Prune might fail to free space.",
+        "`prune` works in steps.",
+        "**Note** that it locks.",
+        "See e.g. `forget` there.",  # no sentence end after an abbreviation
+    ]
+
+
+def test_fenced_code_is_one_unit_and_never_a_heading(tmp_path: Path) -> None:
+    text = (
+        "# Mounting\n\nUse this command to mount it:\n\n```console\n# mkdir /mnt/restic\n\n"
+        "$ restic mount /mnt/restic\nNow serving. Use another terminal.\n```\n\nThat is all."
+    )
+    (tmp_path / "mount.md").write_text(text, encoding="utf-8")
+    (doc,) = load_corpus(tmp_path).documents
+    (chunk,) = chunk_document(doc)  # "# mkdir" inside the code is no heading
+    code = text[text.index("```") : text.rindex("```") + 3]
+    assert [chunk.text[s:e] for s, e in sentence_spans(chunk.text)] == [
+        "Use this command to mount it:",
+        code,  # blank line and full stops inside code split nothing
+        "That is all.",
+    ]

@@ -174,6 +174,19 @@ def test_a_heading_line_is_never_quoted_beside_a_sentence(embedder: Embedder) ->
     assert cited == [passage]
 
 
+def test_code_is_quoted_whole_after_the_sentence_that_introduces_it(embedder: Embedder) -> None:
+    code = "```console\n$ mkdir /mnt/backup\n\n$ backup-tool mount /mnt/backup\nNow serving. Press Ctrl-c to stop.\n```"
+    text = f"To browse a backup as a folder, mount it with this command:\n\n{code}\n\n```\n$ backup-tool ls\n```"
+    passage = Passage("id", text, "mount.md", "Mounting", "", 0, len(text), 1.0, 0.6)
+    question = "How do I browse a backup as a folder?"
+
+    answer, _ = ExtractiveComposer(SentenceCache(embedder)).compose(question, embedder.embed_query(question), [passage])
+
+    assert answer.startswith("To browse a backup as a folder, mount it with this command: [1]")
+    assert f"\n\n{code}" in answer  # verbatim, line breaks and all, as a fenced block
+    assert "backup-tool ls" not in answer  # code nothing introduces is never quoted on its own
+
+
 def test_a_question_near_the_corpus_is_told_where_to_look_not_that_nothing_is_there(bot: Assistant) -> None:
     answer = bot.ask("Do I need GPUs to fine-tune?")  # above the background level, below the bar
 
