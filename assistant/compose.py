@@ -19,10 +19,17 @@ _FENCE = re.compile(r"^ {0,3}(?:`{3,}|~{3,})")
 _NUMBER_ONLY = re.compile(r"^\d+[.)]?$")
 _OPEN_MARKER = re.compile(r"\[\d+\]")  # "[7]" in corpus text is not one of our citations
 #: A sentence that opens with one of these leans on the sentence before it (English, any corpus).
-_DANGLING = re.compile(r"^(?:this|these|that|those|it|its|they|their|them|such|he|she|his|her)\b", re.IGNORECASE)
+_DANGLING = re.compile(
+    r"^(?:this|these|that|those|it|its|they|their|them|such|he|she|his|her"
+    # a connective that answers or follows the sentence before ("Otherwise, the backup …")
+    r"|otherwise|therefore|however|thus|hence|moreover|furthermore|additionally|consequently|afterwards)\b",
+    re.IGNORECASE,
+)
 #: Where a question asks about two sides ("X vs Y", "X or Y", "X compared to Y").
 _SIDES = re.compile(r"\b(?:vs\.?|versus|or|than|compared (?:to|with)|and)\b", re.IGNORECASE)
-_TERMINAL = tuple(".!?:…\"”’)'")
+#: How a sentence ends: a stop, then perhaps closing quotes or brackets ("… (see below.)"). A line
+#: ending in a bracket alone is a heading or a label ("4. Run all backups (optional)").
+_TERMINAL = re.compile(r"[.!?:…][\"”’)'\]]*$")
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,7 @@ class _Unit:
     @property
     def is_fragment(self) -> bool:
         """Prose that does not end as a sentence does ("Below these methods, highlighting …")."""
-        return not self.is_list and not self.lines[-1].rstrip().endswith(_TERMINAL)
+        return not self.is_list and not _TERMINAL.search(self.lines[-1].rstrip())
 
     @property
     def is_dangling(self) -> bool:
@@ -201,17 +208,31 @@ class ExtractiveComposer:
             if any(_same_words(units[i], units[j], passages) for j in chosen):
                 continue  # the same words reached through two overlapping passages
             chosen.append(i)
-        for i in list(chosen):  # a dangling pronoun brings its antecedent, never a heading-like fragment
-            before = i - 1
-            if (
-                units[i].is_dangling
-                and before >= 0
-                and units[before].passage == units[i].passage
-                and before not in chosen
-                and not units[before].is_fragment
-            ):
-                chosen.append(before)
+        chosen = _with_antecedents(units, chosen, best)
         return _render(units, chosen, scores, passages)
+
+
+def _with_antecedents(units: Sequence[_Unit], chosen: list[int], best: int) -> list[int]:
+    """``chosen`` with what its sentences lean on.
+
+    A sentence that leans on the one before ("These errors …", "Otherwise, …") brings it, and that
+    one its own, within the passage; one that leans on text its passage cuts off is left out unless
+    it is the best there is. A heading-like fragment is never brought.
+    """
+    chosen = list(chosen)
+    pending = list(chosen)
+    while pending:
+        i = pending.pop()
+        if not units[i].is_dangling:
+            continue
+        before = i - 1
+        if before >= 0 and units[before].passage == units[i].passage and not units[before].is_fragment:
+            if before not in chosen:
+                chosen.append(before)
+                pending.append(before)
+        elif i != best:
+            chosen.remove(i)
+    return chosen
 
 
 class _Stems:

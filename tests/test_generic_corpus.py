@@ -187,6 +187,40 @@ def test_code_is_quoted_whole_after_the_sentence_that_introduces_it(embedder: Em
     assert "backup-tool ls" not in answer  # code nothing introduces is never quoted on its own
 
 
+def test_a_sentence_leaning_on_the_one_before_brings_the_chain_or_is_left_out() -> None:
+    from assistant.compose import _units, _with_antecedents
+
+    first = "Disks can fail without warning. These failures corrupt the stored blobs. Otherwise, backups stay intact."
+    second = "However, you should then run the check command again. Checks read every pack file."
+    units = _units(0, Passage("a", first, "r.md", "Repair", "", 0, len(first), 1.0, 0.6))
+    units += _units(1, Passage("b", second, "r.md", "Repair", "", 500, 500 + len(second), 0.9, 0.5))
+    texts = [u.text for u in units]
+    otherwise, however = texts.index("Otherwise, backups stay intact."), texts.index(second.split(" Checks")[0])
+
+    kept = _with_antecedents(units, [otherwise, however], best=otherwise)
+
+    assert [texts[i] for i in sorted(kept)] == [  # the whole chain, in document order
+        "Disks can fail without warning.",
+        "These failures corrupt the stored blobs.",
+        "Otherwise, backups stay intact.",
+    ]
+    assert however not in kept  # what it follows is cut off before its passage starts
+    assert _with_antecedents(units, [however], best=however) == [however]  # unless it is the best there is
+
+
+def test_a_line_ending_in_a_bracket_is_a_label_not_a_sentence() -> None:
+    from assistant.compose import _units
+
+    text = "4. Run all backups (optional)\n\nRun them again (see the notes above.) Then check."
+    fragments = {u.text: u.is_fragment for u in _units(0, Passage("a", text, "t.txt", "T", "", 0, len(text), 1.0, 0.5))}
+
+    assert fragments == {
+        "Run all backups (optional)": True,
+        "Run them again (see the notes above.)": False,
+        "Then check.": False,
+    }
+
+
 def test_a_question_near_the_corpus_is_told_where_to_look_not_that_nothing_is_there(bot: Assistant) -> None:
     answer = bot.ask("Do I need GPUs to fine-tune?")  # above the background level, below the bar
 
