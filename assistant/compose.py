@@ -42,6 +42,7 @@ class _Unit:
     lines: tuple[str, ...]  # verbatim text; more than one line for a lead-in and its items
     is_list: bool
     code: str = ""  # a fenced code block the lead-in introduces, verbatim
+    number: str = ""  # "3." when the sentence opens item 3 of a numbered list
 
     @property
     def text(self) -> str:
@@ -287,9 +288,12 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
     raw: list[tuple[int, int, bool]] = []  # relative start, end, is list item
     code: dict[int, tuple[int, str]] = {}  # index in raw of a lead-in -> end and text of its code block
     last_end = -1  # where the span before this one ended (a lead-in must come right before its code)
+    numbers: dict[int, str] = {}  # index in raw of a sentence that opens a numbered item -> "3."
     for a, b in sentence_spans(passage.text):
         piece = passage.text[a:b]
         if _NUMBER_ONLY.match(piece.strip()):
+            if a == passage.text.rfind("\n", 0, a) + 1:  # "3." split off the item it numbers
+                numbers[len(raw)] = piece.strip()
             continue
         if _FENCE.match(piece):
             # Code is quoted only with the sentence that introduces it ("… use this command:").
@@ -308,6 +312,8 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
         bullet = _BULLET.match(piece)
         is_item = bool(bullet) and a == line_start and piece.lstrip()[:1] in "-*+"
         if bullet:
+            if not is_item and a == line_start:
+                numbers[len(raw)] = bullet.group().strip()
             a += bullet.end()
         if passage.text[a:b].rstrip().endswith("?"):
             continue  # an FAQ entry's question line, not an answer
@@ -335,11 +341,8 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
             units.append(_Unit(index, passage.start + a, passage.start + raw[j - 1][1], items, True))
             i = j
             continue
-        if i in code:
-            end, block = code[i]
-            units.append(_Unit(index, passage.start + a, passage.start + end, (text,), False, block))
-        else:
-            units.append(_Unit(index, passage.start + a, passage.start + b, (text,), False))
+        end, block = code.get(i, (b, ""))
+        units.append(_Unit(index, passage.start + a, passage.start + end, (text,), False, block, numbers.get(i, "")))
         i += 1
     return units
 
@@ -377,6 +380,10 @@ def _render(
                 items = [f"- {item}" for item in lines]
                 items[-1] += f" {marker}"
                 paragraph = paragraph.rstrip() + ("\n" if paragraph else "") + "\n".join(items) + "\n"
+            elif unit.number:  # a numbered item stays one, on a line of its own
+                after_item = bool(re.search(r"(?m)^\d+[.)] [^\n]*$", paragraph.rstrip().rsplit("\n\n", 1)[-1]))
+                gap = "" if not paragraph else ("\n" if after_item else "\n\n")
+                paragraph = paragraph.rstrip() + gap + f"{unit.number} {lines[0]} {marker}"
             else:
                 paragraph += ("" if not paragraph or paragraph.endswith("\n") else " ") + f"{lines[0]} {marker}"
                 if unit.code:

@@ -221,6 +221,24 @@ def test_a_line_ending_in_a_bracket_is_a_label_not_a_sentence() -> None:
     }
 
 
+def test_a_numbered_list_stays_numbered() -> None:
+    from assistant.compose import _render, _units
+
+    text = "The differences:\n\n1. Approach: one shapes input. It is quick.\n2. Control: one adapts.\n3. Cost: one is cheap."
+    passages = [Passage("a", text, "d.md", "Differences", "", 0, len(text), 1.0, 0.5)]
+    units = _units(0, passages[0])
+    items = [i for i, u in enumerate(units) if u.number]
+
+    answer, _ = _render(units, items[1:], [1.0] * len(units), passages)
+
+    assert answer == "2. Control: one adapts. [1]\n3. Cost: one is cheap. [1]"
+    answer, _ = _render(units, list(range(len(units))), [1.0] * len(units), passages)
+    assert answer == (
+        "The differences: [1]\n\n1. Approach: one shapes input. [1] It is quick. [1]\n"
+        "2. Control: one adapts. [1]\n3. Cost: one is cheap. [1]"
+    )
+
+
 def test_a_question_near_the_corpus_is_told_where_to_look_not_that_nothing_is_there(bot: Assistant) -> None:
     answer = bot.ask("Do I need GPUs to fine-tune?")  # above the background level, below the bar
 
