@@ -27,13 +27,17 @@ _REFERENCE = re.compile(
     r"|\bwhich(?=\s+(?:is|are|was|were|should|would|will|shall|can|could|may|might|must|do|does|did|has|have)\b)",
     re.IGNORECASE,
 )
+#: "it" that stands for no earlier subject: "Is it possible to …", "it's safe to …" (English).
+_EXPLETIVE_IT = re.compile(
+    r"\b(?:(is|was|isn't|would|will)\s+it|it(?:'s|’s|\s+is|\s+was))\s+(\w+\s+(?:to|that)\b)", re.I
+)
 #: A question this short ("Give me an example.") cannot stand on its own.
 SHORT_WORDS = 4
 
 
 def refers_back(question: str) -> bool:
     """Whether a question points at an earlier turn: a pronoun or a connective opening ("And ...?")."""
-    return bool(_CONNECTIVE.match(question) or _REFERENCE.search(question))
+    return bool(_CONNECTIVE.match(question) or _REFERENCE.search(_EXPLETIVE_IT.sub(r"\1 \2", question)))
 
 
 def stands_alone(question: str) -> bool:
@@ -41,7 +45,7 @@ def stands_alone(question: str) -> bool:
     everything it asks about: no pronoun points back, and it is longer than `SHORT_WORDS` without
     its opening. Answerable as typed, such a question is a change of topic, not an ellipsis."""
     rest = _CONNECTIVE.sub("", question, count=1)
-    return not _REFERENCE.search(question) and len(rest.split()) > SHORT_WORDS
+    return not _REFERENCE.search(_EXPLETIVE_IT.sub(r"\1 \2", question)) and len(rest.split()) > SHORT_WORDS
 
 
 def may_follow(question: str) -> bool:

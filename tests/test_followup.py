@@ -37,6 +37,8 @@ def assistant(text: str) -> dict[str, str]:
         "ok and prompting?",
         "Which should I try first?",
         "which is cheaper",
+        "Is it cheaper?",
+        "is it different if I'm abroad?",
     ],
 )
 def test_questions_that_lean_on_an_earlier_turn_are_recognised(question: str) -> None:
@@ -50,6 +52,8 @@ def test_questions_that_lean_on_an_earlier_turn_are_recognised(question: str) ->
         "How long does fine-tuning take to implement?",
         "How many days of leave do I get?",
         "Which countries use the euro?",
+        "Is it safe to eat eggs after the expiry date?",  # an "it" that stands for nothing said before
+        "it's better to check the logs first, where are the logs kept?",
     ],
 )
 def test_questions_that_stand_alone_are_recognised(question: str) -> None:
