@@ -127,7 +127,8 @@ class CorpusProfile:
         return " ".join(t if t.endswith((".", "?", "!")) else t + "." for t in self.titles)
 
     @cached_property
-    def _title_terms(self) -> frozenset[str]:
+    def title_terms(self) -> frozenset[str]:
+        """The content words of the documents' titles: the names of what the corpus is about."""
         return frozenset(self.terms(" ".join(self.titles)))
 
     @cached_property
@@ -138,7 +139,7 @@ class CorpusProfile:
     def names_subject(self, text: str) -> bool:
         """Whether every content word of ``text`` is a word of the documents' titles ("fine-tuning")."""
         terms = self.terms(text)
-        return bool(terms) and all(t in self._title_terms for t in terms)
+        return bool(terms) and all(t in self.title_terms for t in terms)
 
     def examples(self, n: int = 3) -> tuple[str, ...]:
         """Questions the corpus answers, to offer when a question is out of scope."""

@@ -152,6 +152,19 @@ def test_a_question_about_both_sides_gets_both(bot: Assistant) -> None:
     assert "hours or days" in answer.text and "weeks or months" in answer.text
 
 
+def test_x_instead_of_y_is_answered_for_each_side_by_the_subjects_the_titles_name(bot: Assistant) -> None:
+    from assistant.compose import _sides, _Stems
+
+    stems = _Stems(bot.retriever.profile)
+    # "use" is a word of the FAQ's headings, not of any title: it names neither side
+    assert _sides("When should I use fine-tuning instead of prompt engineering?", stems) == [
+        set(stems.terms("fine-tuning")),
+        set(stems.terms("prompt engineering")),
+    ]
+    answer = bot.ask("When should I use fine-tuning instead of prompt engineering?")
+    assert "Fine-tuning is beneficial when you want to adapt an existing language model" in answer.text
+
+
 def test_a_dangling_pronoun_brings_its_antecedent(bot: Assistant) -> None:
     answer = bot.ask("Does LoRA reduce computational demands?")
     sentences = [s for s, _ in re.findall(r"([^\]\n]+?) \[(\d+)\]", answer.text)]
