@@ -231,7 +231,9 @@ def _runs(block: list[_Span]) -> Iterator[_Span]:
 
 def _units(text: str, span: _Span) -> list[tuple[int, int]]:
     units = [(span.start, span.end)] if span.is_item else sentence_spans(text, span.start, span.end)
-    return [piece for unit in units for piece in _hard_split(text, *unit)]
+    # A code block is never cut: a passage that began inside one would read its closing fence as
+    # an opening one and take the prose after it for code.
+    return [piece for a, b in units for piece in ([(a, b)] if _FENCE.match(text[a:b]) else _hard_split(text, a, b))]
 
 
 def _hard_split(text: str, start: int, end: int, limit: int = MAX_CHUNK_CHARS) -> Iterator[tuple[int, int]]:

@@ -90,3 +90,17 @@ def test_fenced_code_is_one_unit_and_never_a_heading(tmp_path: Path) -> None:
         code,  # blank line and full stops inside code split nothing
         "That is all.",
     ]
+
+
+def test_a_long_code_block_is_one_passage_and_the_prose_after_it_stays_prose(tmp_path: Path) -> None:
+    code = "```\n" + "\n".join(f"$ restic backup /data/{i:03d} --tag nightly" for i in range(40)) + "\n```"
+    text = f"# Backups\n\nRun these, one per folder:\n\n{code}\n\nThen check the repository. It takes a while."
+    (tmp_path / "backups.md").write_text(text, encoding="utf-8")
+    (doc,) = load_corpus(tmp_path).documents
+
+    chunks = chunk_document(doc)
+
+    assert len(code) > MAX_CHUNK_CHARS
+    assert [c.text for c in chunks if "```" in c.text] == [code]  # never cut
+    last = chunks[-1].text
+    assert [last[s:e] for s, e in sentence_spans(last)][-2:] == ["Then check the repository.", "It takes a while."]
