@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from .corpus import SourceDocument
@@ -24,6 +24,8 @@ MERGE_CHARS = 550
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+#: A setext heading's underline: "===" for level 1, "---" for level 2.
+_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 #: The opening or closing line of a fenced code block (CommonMark: three or more ` or ~).
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 #: A sentence ends at . ! ? or … before a space and a capital or digit, or before inline code or
@@ -120,9 +122,12 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
             current = []
 
     fence = ""  # the opening marker of the fenced code block we are in ("```", "~~~"), or ""
-    for line in doc.text[doc.body_start :].splitlines(keepends=True):
+    lines = doc.text[doc.body_start :].splitlines(keepends=True)
+    for i, line in enumerate(lines):
         start, offset = offset, offset + len(line)
         stripped = line.strip()
+        if not fence and i > 0 and _setext(lines, i - 1):
+            continue  # the underline of the heading just read
         opens = _FENCE.match(line)
         if fence or opens:
             # Code is text of its own: a "# comment" in it is no heading, a blank line no paragraph end.
@@ -133,12 +138,13 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
                 current.append(_Span(start + len(line) - len(line.lstrip()), start + len(line.rstrip())))
             continue
         heading = _HEADING.match(stripped)
-        if heading:
+        setext = _setext(lines, i)
+        if heading or setext:
             flush_block()
             if blocks:
                 yield section, blocks
                 blocks = []
-            level, name = len(heading.group(1)), heading.group(2)
+            level, name = (len(heading.group(1)), heading.group(2)) if heading else (setext, stripped)
             if level == 1 and name == doc.title:
                 continue
             path = [(lvl, n) for lvl, n in path if lvl < level] + [(level, name)]
@@ -166,6 +172,20 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
     flush_block()
     if blocks:
         yield section, blocks
+
+
+def _setext(lines: Sequence[str], i: int) -> int:
+    """The level of a setext heading on line ``i`` (a line of text underlined with === or ---), or 0.
+
+    Only a line that opens its paragraph counts, so "---" under a paragraph's last line stays a rule.
+    """
+    line = lines[i]
+    if i + 1 >= len(lines) or not line.strip() or (i > 0 and lines[i - 1].strip()) or line[:1] in " \t":
+        return 0
+    if _LIST_ITEM.match(line) or _HEADING.match(line.strip()) or _FENCE.match(line):
+        return 0
+    underline = _UNDERLINE.match(lines[i + 1])
+    return 0 if underline is None else (1 if underline.group(1)[0] == "=" else 2)
 
 
 def _fence_after(line: str, fence: str) -> str:

@@ -367,8 +367,11 @@ def _read_front_matter(block: str) -> dict[str, str]:
 
 
 def _first_heading(body: str) -> str | None:
-    match = re.search(r"^#\s+(.+?)\s*#*\s*$", body, re.MULTILINE)
-    return match.group(1) if match else None
+    """The first level-1 heading: ``# Title``, or a line underlined with ``===`` (setext)."""
+    atx = re.search(r"^#\s+(.+?)\s*#*\s*$", body, re.MULTILINE)
+    setext = re.search(r"^(?:(?<=\A)|(?<=\n\n))([^\s#].*?)[ \t]*\n {0,3}=+[ \t]*$", body, re.MULTILINE)
+    found = [m for m in (atx, setext) if m]
+    return min(found, key=lambda m: m.start()).group(1).strip() if found else None
 
 
 def _title_from_name(path: Path) -> str:

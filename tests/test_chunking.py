@@ -104,3 +104,18 @@ def test_a_long_code_block_is_one_passage_and_the_prose_after_it_stays_prose(tmp
     assert [c.text for c in chunks if "```" in c.text] == [code]  # never cut
     last = chunks[-1].text
     assert [last[s:e] for s, e in sentence_spans(last)][-2:] == ["Then check the repository.", "It takes a while."]
+
+
+def test_setext_headings_are_headings(tmp_path: Path) -> None:
+    text = (
+        "Restoring\n=========\n\nUse restore.\n\nFrom a snapshot\n---------------\n\nPick one.\n\n"
+        "A paragraph that ends\nwith a rule below\n\n---\n\nMore."
+    )
+    (tmp_path / "restore.md").write_text(text, encoding="utf-8")
+    (doc,) = load_corpus(tmp_path).documents
+
+    assert doc.title == "Restoring"
+    assert [(c.section, c.text) for c in chunk_document(doc)] == [
+        ("", "Use restore."),  # the title is no section
+        ("From a snapshot", "Pick one.\n\nA paragraph that ends\nwith a rule below\n\n---\n\nMore."),
+    ]
