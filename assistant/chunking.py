@@ -26,8 +26,9 @@ _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 #: A setext heading's underline: "===" for level 1, "---" for level 2.
 _UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-#: The opening or closing line of a fenced code block (CommonMark: three or more ` or ~).
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+#: The opening or closing line of a fenced code block (CommonMark: three or more ` or ~). No "^":
+#: ``match(text, pos)`` anchors at ``pos``, where "^" would not match inside a text.
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 #: A sentence ends at . ! ? or … before a space and a capital or digit, or before inline code or
 #: bold text ("… might fail to free space. `prune` works …", as technical manuals write).
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’)]*\s+(?=[\"“‘(\[]?[A-Z0-9]|`|\*\*[A-Z])")
@@ -188,6 +189,11 @@ def _setext(lines: Sequence[str], i: int) -> int:
     return 0 if underline is None else (1 if underline.group(1)[0] == "=" else 2)
 
 
+def opens_code(text: str, pos: int = 0) -> bool:
+    """Whether ``text`` at ``pos`` opens a fenced code block (a unit `sentence_spans` never splits)."""
+    return _FENCE.match(text, pos) is not None
+
+
 def _fence_after(line: str, fence: str) -> str:
     """The fence open after ``line``: its marker when it opens one, "" when it closes ``fence``."""
     if not fence:
@@ -253,7 +259,7 @@ def _units(text: str, span: _Span) -> list[tuple[int, int]]:
     units = [(span.start, span.end)] if span.is_item else sentence_spans(text, span.start, span.end)
     # A code block is never cut: a passage that began inside one would read its closing fence as
     # an opening one and take the prose after it for code.
-    return [piece for a, b in units for piece in ([(a, b)] if _FENCE.match(text[a:b]) else _hard_split(text, a, b))]
+    return [piece for a, b in units for piece in ([(a, b)] if opens_code(text, a) else _hard_split(text, a, b))]
 
 
 def _hard_split(text: str, start: int, end: int, limit: int = MAX_CHUNK_CHARS) -> Iterator[tuple[int, int]]:
@@ -288,7 +294,7 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     spans: list[tuple[int, int]] = []
     for block_start, block_end in _blocks(text, start, end):
         cursor = block_start
-        if _FENCE.match(text[block_start:block_end]):
+        if opens_code(text, block_start):
             spans.append((block_start, block_end))  # fenced code: one unit, never split
             continue
         for match in _SENTENCE_END.finditer(text, block_start, block_end):

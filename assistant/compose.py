@@ -9,13 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .chunking import sentence_spans
+from .chunking import opens_code, sentence_spans
 from .embeddings import Embedder
 from .profile import CorpusProfile
 from .retrieval import Passage
 
 _BULLET = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
-_FENCE = re.compile(r"^ {0,3}(?:`{3,}|~{3,})")
 _NUMBER_ONLY = re.compile(r"^\d+[.)]?$")
 _OPEN_MARKER = re.compile(r"\[\d+\]")  # "[7]" in corpus text is not one of our citations
 #: A sentence that opens with one of these leans on the sentence before it (English, any corpus).
@@ -303,7 +302,7 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
             if a == passage.text.rfind("\n", 0, a) + 1:  # "3." split off the item it numbers
                 numbers[len(raw)] = piece.strip()
             continue
-        if _FENCE.match(piece):
+        if opens_code(piece):
             # Code is quoted only with the sentence that introduces it ("… use this command:").
             lead = len(raw) - 1
             if (

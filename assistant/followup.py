@@ -35,9 +35,14 @@ _EXPLETIVE_IT = re.compile(
 SHORT_WORDS = 4
 
 
+def _names_something_earlier(question: str) -> bool:
+    """Whether a pronoun or "each", "both", ... in the question stands for something said before."""
+    return bool(_REFERENCE.search(_EXPLETIVE_IT.sub(r"\1 \2", question)))
+
+
 def refers_back(question: str) -> bool:
     """Whether a question points at an earlier turn: a pronoun or a connective opening ("And ...?")."""
-    return bool(_CONNECTIVE.match(question) or _REFERENCE.search(_EXPLETIVE_IT.sub(r"\1 \2", question)))
+    return bool(_CONNECTIVE.match(question)) or _names_something_earlier(question)
 
 
 def stands_alone(question: str) -> bool:
@@ -45,7 +50,7 @@ def stands_alone(question: str) -> bool:
     everything it asks about: no pronoun points back, and it is longer than `SHORT_WORDS` without
     its opening. Answerable as typed, such a question is a change of topic, not an ellipsis."""
     rest = _CONNECTIVE.sub("", question, count=1)
-    return not _REFERENCE.search(_EXPLETIVE_IT.sub(r"\1 \2", question)) and len(rest.split()) > SHORT_WORDS
+    return not _names_something_earlier(question) and len(rest.split()) > SHORT_WORDS
 
 
 def may_follow(question: str) -> bool:
