@@ -315,6 +315,9 @@ class AnswerEngine:
 
         def rewrite(turn: str, context: str) -> str | None:
             phrase = bare_phrase(turn, stop)
+            # A shortened subject is searched by its titles' name: product dev follow-ups 0.706 -> 0.765,
+            # test unchanged at 0.824; the other corpora's dialogs unchanged (bench/blind).
+            phrase = (profile.subject_name(phrase) or phrase) if phrase else phrase
             return (
                 substitute(phrase, context, stop, self.embedder.embed_texts, profile.names_subject) if phrase else None
             )

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
+#: "X vs Y" in a title names two subjects (English; NLTK's stopwords lack it).
+_VERSUS = re.compile(r"vs|versus", re.IGNORECASE)
 
 #: A word the corpus never uses counts against coverage only when it is rarer in English than
 #: this (wordfreq's Zipf scale: 5.2 is about 1.6 times per 100,000 words, as "problems").
@@ -140,6 +142,30 @@ class CorpusProfile:
         """Whether every content word of ``text`` is a word of the documents' titles ("fine-tuning")."""
         terms = self.terms(text)
         return bool(terms) and all(t in self.title_terms for t in terms)
+
+    @cached_property
+    def _subject_names(self) -> tuple[str, ...]:
+        """The titles' runs of content words, most used first ("Prompt Engineering vs Fine-Tuning" gives "Prompt Engineering" and "Fine Tuning")."""
+        runs: Counter[str] = Counter()
+        for title in self.titles:
+            run: list[str] = []
+            for word in [*_TOKEN.findall(title), ""]:
+                if word and word.lower() not in self.stopwords and not word.isdigit() and not _VERSUS.fullmatch(word):
+                    run.append(word)
+                elif run:
+                    runs[" ".join(run)] += 1
+                    run = []
+        return tuple(name for name, _ in runs.most_common())
+
+    def subject_name(self, text: str) -> str | None:
+        """The name the titles give a subject that ``text`` shortens ("prompting" -> "Prompt Engineering"), else None."""
+        terms = set(self.terms(text))
+        if not terms:
+            return None
+        names = [(name, set(self.terms(name))) for name in self._subject_names]
+        if any(terms == named for _, named in names):
+            return None  # already a name of its own ("fine tuning")
+        return next((name for name, named in names if terms < named), None)
 
     def examples(self, n: int = 3) -> tuple[str, ...]:
         """Questions the corpus answers, to offer when a question is out of scope."""

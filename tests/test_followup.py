@@ -181,6 +181,16 @@ def test_followups_are_answered_about_the_right_subject(
     assert fragment in answer.text
 
 
+def test_a_bare_subject_is_searched_by_the_name_the_titles_give_it(bot: Assistant) -> None:
+    first = "What resources does fine-tuning need?"
+
+    answer = bot.ask("ok and prompting?", history=[user(first), assistant(bot.ask(first).text)])
+
+    # "prompting" alone ranks the passage fourth; the titles' "Prompt Engineering" ranks it first.
+    assert answer.query == "What resources does Prompt Engineering need?"
+    assert answer.answerable and "requires minimal technical infrastructure" in answer.text
+
+
 @pytest.mark.parametrize(
     "question",
     [

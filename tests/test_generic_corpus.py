@@ -73,6 +73,14 @@ def test_the_profile_is_read_off_the_handbook_index(handbook: Assistant) -> None
     assert profile.coverage("quantization of transformer weights") < 0.4
 
 
+def test_a_shortened_subject_is_named_as_the_titles_name_it(handbook: Assistant) -> None:
+    profile = handbook.retriever.profile  # one title is "Remote work and equipment"
+
+    assert profile.subject_name("remote") == "Remote work"
+    assert profile.subject_name("remote work") is None  # already the whole name
+    assert profile.subject_name("pizza") is None and profile.subject_name("the") is None
+
+
 def test_everyday_words_the_corpus_does_not_use_say_nothing_against_coverage(handbook: Assistant) -> None:
     profile = handbook.retriever.profile
     unused = ("really", "big", "thing", "sure")  # everyday English words the handbook never uses
