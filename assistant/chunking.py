@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .corpus import SourceDocument
+from .markup import FENCE, HEADING, LIST_ITEM, fence_after, opens_code, setext_level
 
 #: A paragraph or list longer than this is split into sentence or item windows.
 MAX_CHUNK_CHARS = 640
@@ -22,13 +23,6 @@ MAX_CHUNK_CHARS = 640
 #: ~1,050–1,140 characters, under the 1,500 budget).
 MERGE_CHARS = 550
 
-_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
-#: A setext heading's underline: "===" for level 1, "---" for level 2.
-_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-#: The opening or closing line of a fenced code block (CommonMark: three or more ` or ~). No "^":
-#: ``match(text, pos)`` anchors at ``pos``, where "^" would not match inside a text.
-_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 #: A sentence ends at . ! ? or … before a space and a capital or digit, or before inline code or
 #: bold text ("… might fail to free space. `prune` works …", as technical manuals write).
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’)]*\s+(?=[\"“‘(\[]?[A-Z0-9]|`|\*\*[A-Z])")
@@ -127,19 +121,19 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
     for i, line in enumerate(lines):
         start, offset = offset, offset + len(line)
         stripped = line.strip()
-        if not fence and i > 0 and _setext(lines, i - 1):
+        if not fence and i > 0 and setext_level(lines, i - 1):
             continue  # the underline of the heading just read
-        opens = _FENCE.match(line)
+        opens = FENCE.match(line)
         if fence or opens:
             # Code is text of its own: a "# comment" in it is no heading, a blank line no paragraph end.
             if not fence and current and current[-1].is_item:
                 flush_block()
-            fence = _fence_after(line, fence)
+            fence = fence_after(line, fence)
             if stripped or fence:
                 current.append(_Span(start + len(line) - len(line.lstrip()), start + len(line.rstrip())))
             continue
-        heading = _HEADING.match(stripped)
-        setext = _setext(lines, i)
+        heading = HEADING.match(stripped)
+        setext = setext_level(lines, i)
         if heading or setext:
             flush_block()
             if blocks:
@@ -161,7 +155,7 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
             continue
         end = start + len(line.rstrip())
         start += len(line) - len(line.lstrip())
-        is_item = bool(_LIST_ITEM.match(line))
+        is_item = bool(LIST_ITEM.match(line))
         if current and current[-1].is_item and not is_item and line[:1] in " \t":
             current[-1] = _Span(current[-1].start, end, True)  # a wrapped list item's next line
             continue
@@ -173,35 +167,6 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
     flush_block()
     if blocks:
         yield section, blocks
-
-
-def _setext(lines: Sequence[str], i: int) -> int:
-    """The level of a setext heading on line ``i`` (a line of text underlined with === or ---), or 0.
-
-    Only a line that opens its paragraph counts, so "---" under a paragraph's last line stays a rule.
-    """
-    line = lines[i]
-    if i + 1 >= len(lines) or not line.strip() or (i > 0 and lines[i - 1].strip()) or line[:1] in " \t":
-        return 0
-    if _LIST_ITEM.match(line) or _HEADING.match(line.strip()) or _FENCE.match(line):
-        return 0
-    underline = _UNDERLINE.match(lines[i + 1])
-    return 0 if underline is None else (1 if underline.group(1)[0] == "=" else 2)
-
-
-def opens_code(text: str, pos: int = 0) -> bool:
-    """Whether ``text`` at ``pos`` opens a fenced code block (a unit `sentence_spans` never splits)."""
-    return _FENCE.match(text, pos) is not None
-
-
-def _fence_after(line: str, fence: str) -> str:
-    """The fence open after ``line``: its marker when it opens one, "" when it closes ``fence``."""
-    if not fence:
-        opens = _FENCE.match(line)
-        return opens.group(1) if opens else ""
-    stripped = line.strip()
-    closes = stripped.startswith(fence) and stripped == stripped[0] * len(stripped)
-    return "" if closes else fence
 
 
 def _ends_with_colon(text: str, span: _Span) -> bool:
@@ -323,7 +288,7 @@ def _blocks(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     for piece in text[start:end].split("\n"):
         b = a + len(piece)
         next_a = b + 1
-        opens = _FENCE.match(piece)
+        opens = FENCE.match(piece)
         if fence or opens:  # fenced code is one block of its own, blank lines and all
             if not fence and block_start is not None:
                 yield block_start, block_end
@@ -331,7 +296,7 @@ def _blocks(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
             if block_start is None:
                 block_start = a
             block_end = b
-            fence = _fence_after(piece, fence)
+            fence = fence_after(piece, fence)
             if not fence:  # the closing line
                 yield block_start, block_end
                 block_start = None

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .chunking import opens_code, sentence_spans
+from .chunking import sentence_spans
 from .embeddings import Embedder
+from .markup import opens_code
 from .profile import CorpusProfile
 from .retrieval import Passage
 

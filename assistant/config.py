@@ -18,9 +18,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DIST_NAME = "askdocs-cited"
 
 #: Bumped whenever chunking changes in a way that alters chunk text or ids, or what is embedded for
-#: them (6: sentence vectors; 7: fenced code is one block, a sentence may open with inline code);
-#: forces a full rebuild.
-CHUNKER_VERSION = "7"
+#: them (6: sentence vectors; 7: fenced code is one block, a sentence may open with inline code;
+#: 8: a "# comment" in code is no document title); forces a full rebuild.
+CHUNKER_VERSION = "8"
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CorpusError, CorpusFileError, CorpusFileUnreadableError, printable_path
+from .markup import first_heading
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +253,7 @@ def read_document(path: Path, root: Path, max_file_bytes: int = 5_000_000) -> So
     if not text[body_start:].strip():
         raise CorpusFileError(path, "has front matter but no content")
     source = path.relative_to(root).as_posix()
-    title = meta.get("title") or _first_heading(text[body_start:]) or _title_from_name(path)
+    title = meta.get("title") or first_heading(text[body_start:]) or _title_from_name(path)
     return SourceDocument(
         source=source,
         path=path,
@@ -364,14 +365,6 @@ def _read_front_matter(block: str) -> dict[str, str]:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ValueError(f"front matter is not valid YAML ({where}{problem})") from None
     return meta
-
-
-def _first_heading(body: str) -> str | None:
-    """The first level-1 heading: ``# Title``, or a line underlined with ``===`` (setext)."""
-    atx = re.search(r"^#\s+(.+?)\s*#*\s*$", body, re.MULTILINE)
-    setext = re.search(r"^(?:(?<=\A)|(?<=\n\n))([^\s#].*?)[ \t]*\n {0,3}=+[ \t]*$", body, re.MULTILINE)
-    found = [m for m in (atx, setext) if m]
-    return min(found, key=lambda m: m.start()).group(1).strip() if found else None
 
 
 def _title_from_name(path: Path) -> str:

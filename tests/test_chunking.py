@@ -119,3 +119,12 @@ def test_setext_headings_are_headings(tmp_path: Path) -> None:
         ("", "Use restore."),  # the title is no section
         ("From a snapshot", "Pick one.\n\nA paragraph that ends\nwith a rule below\n\n---\n\nMore."),
     ]
+
+
+def test_a_comment_in_code_is_no_title_and_no_section(tmp_path: Path) -> None:
+    text = "```sh\n# install it first\npip install restic\n```\n\nUser guide\n==========\n\nRun it.\n"
+    (tmp_path / "guide.md").write_text(text, encoding="utf-8")
+    (doc,) = load_corpus(tmp_path).documents
+
+    assert doc.title == "User guide"
+    assert [c.section for c in chunk_document(doc)] == ["", ""]

@@ -25,7 +25,7 @@ HANDBOOK = ROOT / "bench" / "corpora" / "handbook"
 #: The generic engine: none of these may name the product corpus's subject in code.
 ENGINE_MODULES = [
     "answer.py", "chunking.py", "compose.py", "engine.py", "followup.py", "llm.py",
-    "profile.py", "refusal.py", "retrieval.py", "validation.py", "ingest.py", "store.py",
+    "profile.py", "refusal.py", "retrieval.py", "validation.py", "ingest.py", "store.py", "markup.py",
 ]  # fmt: skip
 PRODUCT_WORDS = re.compile(r"prompt engineering|prompting|fine[- ]?tun|lora\b|hyperparameter", re.IGNORECASE)
 
