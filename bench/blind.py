@@ -176,6 +176,8 @@ def evaluate(
         "answer-text hit": sum(o.text_hit for o in outcomes) / n,
         "answer or citations hit": sum(o.any_hit for o in outcomes) / n,
         "in-scope refused": sum(not o.answerable for o in outcomes) / n,
+        # refused with no passage quoted: told the documents do not cover it, not "I'm not sure"
+        "in-scope called not covered": sum(not o.answerable and not o.cited for o in outcomes) / n,
         "off-topic refused": sum(not a.answerable for _, a in off) / max(len(off), 1),
         "follow-ups right": sum(ok for *_, ok in follow) / max(len(follow), 1),
         "answer chars": sum(len(o.answer) for o in outcomes if o.answerable)
@@ -211,6 +213,7 @@ def evaluate_default(baseline: Any, sets: dict[str, list[dict[str, Any]]]) -> di
         "answer-text hit": sum(holds(a, i["fragments"]) for i, a in zip(items, answers)) / n,
         "answer or citations hit": sum(holds(a, i["fragments"]) for i, a in zip(items, answers)) / n,
         "in-scope refused": 0.0,
+        "in-scope called not covered": 0.0,
         "off-topic refused": 0.0,
         "answer chars": sum(map(len, answers)) / n,
     }
@@ -221,6 +224,7 @@ TARGETS = {
     "answer-text hit": ">= 0.85",
     "answer or citations hit": ">= 0.95",
     "in-scope refused": "<= 0.03",
+    "in-scope called not covered": "0",
     "off-topic refused": ">= 0.90",
     "follow-ups right": ">= 0.90",
 }

@@ -64,3 +64,31 @@ def test_quick_benchmark_writes_table_json_and_plot(tmp_path: Path) -> None:
     assert without == {"ONNX export of the model (once; needs torch)", "follow-ups right"}
     assert [p["size"] for p in results["scale"]["ours"]] == [200]
     assert (tmp_path / "scale.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_blind_figures_tell_an_unsure_refusal_from_not_covered() -> None:
+    from types import SimpleNamespace
+
+    from bench.blind import evaluate
+
+    passage = SimpleNamespace(text="Fine-tuning takes weeks.")
+    replies = {  # question -> (answer text, citations, answerable)
+        "answered": ("Fine-tuning takes weeks. [1]", (passage,), True),
+        "unsure": ("I'm not sure … The closest they come is: Fine-tuning takes weeks. [1]", (passage,), False),
+        "not covered": ("I can't answer that from the documents.", (), False),
+    }
+
+    class Bot:
+        def retrieve(self, question: str, k: int) -> list[SimpleNamespace]:
+            return [passage]
+
+        def ask(self, question: str, history: object = None) -> SimpleNamespace:
+            text, cited, answerable = replies[question]
+            return SimpleNamespace(text=text, citations=cited, answerable=answerable, query=question)
+
+    items = [{"id": q, "question": q, "fragments": ["takes weeks"]} for q in replies]
+    figures = evaluate(Bot(), {"inscope": items, "offtopic": [], "followups": []})
+
+    assert figures["answer-text hit"] == 1 / 3  # only an answered question counts
+    assert figures["in-scope refused"] == 2 / 3
+    assert figures["in-scope called not covered"] == 1 / 3
