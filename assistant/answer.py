@@ -71,7 +71,7 @@ def refusal_text(profile: CorpusProfile, nearest: Passage | None = None, quote: 
 
     Args:
         profile: The corpus's titles and example questions.
-        nearest: The closest passage when it stands above the corpus's background level: the
+        nearest: The closest passage when it stands above the floor of the corpus's background: the
             question may be covered in words the engine did not match, so the reply says it is
             unsure and where to look, rather than that the documents say nothing.
         quote: The closest passage's best sentences, with [1] markers (`ExtractiveComposer`),
@@ -277,8 +277,8 @@ class AnswerEngine:
         if not answerable:
             logger.info("Refused (best similarity %.2f): %r", max((p.similarity for p in passages), default=0), query)
             nearest = max(passages, key=lambda p: p.similarity, default=None)
-            if nearest is not None and nearest.similarity < self.background().level:
-                nearest = None  # as far from the corpus as questions about anything else
+            if nearest is not None and nearest.similarity < self.background().floor:
+                nearest = None  # as far from the corpus as most questions about anything else
             profile = self._retriever().profile
             quote, cited = self.composer.compose(query, vector, [nearest], profile) if nearest else ("", [])
             text = refusal_text(profile, nearest, quote)

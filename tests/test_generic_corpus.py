@@ -8,6 +8,7 @@ and the answer-shape rules hold on the handbook through the same code.
 from __future__ import annotations
 
 import ast
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from assistant import Assistant, Settings
 from assistant.chunking import sentence_spans
 from assistant.compose import ExtractiveComposer, SentenceCache
 from assistant.embeddings import Embedder
+from assistant.refusal import Background
 from assistant.retrieval import Passage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,3 +277,30 @@ def test_a_question_far_from_the_corpus_quotes_nothing(bot: Assistant) -> None:
 
     assert not answer.answerable and answer.citations == ()
     assert answer.text.startswith("I can't answer that from the documents")
+
+
+def test_a_refusal_says_not_covered_only_below_the_floor_of_the_background(bot: Assistant) -> None:
+    background = bot.answers.background()
+    assert background.floor < background.level
+    # Between the floor and the level: nearer the corpus than most everyday questions, yet refused.
+    best = max(p.similarity for p in bot.retrieve("hybrid benefits", k=5))
+    assert background.floor <= best < background.level
+    answer = bot.ask("hybrid benefits")
+    assert not answer.answerable and answer.text.startswith("I'm not sure") and len(answer.citations) == 1
+
+    for question in ("What is the capital of France?", "hybrid benefits", "How do I decide which route to take?"):
+        answer = bot.ask(question)
+        nearest = max(p.similarity for p in bot.retrieve(answer.query, k=5))
+        if not answer.answerable:
+            assert (answer.citations == ()) == (nearest < background.floor), question
+
+
+def test_a_background_measured_before_floors_is_measured_again(bot: Assistant) -> None:
+    cache = bot.settings.index_dir / "background.json"
+    measured = bot.answers.background()
+    cache.write_text(json.dumps({"collection": measured.collection, "level": 0.5}), encoding="utf-8")
+
+    again = Background.measure(bot.retriever, bot.embedder, cache)
+
+    assert again == measured
+    assert json.loads(cache.read_text(encoding="utf-8"))["floor"] == measured.floor
