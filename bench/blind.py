@@ -1,8 +1,10 @@
 """Blind evaluation: question sets written by helpers who never saw the engine's answers.
 
-Three corpora go through the same code: the product corpus (``corpus/``), an unrelated employee
-handbook (``bench/corpora/handbook``, invented) and four pages of the restic backup tool's manual
-(``bench/corpora/manual``, real; provenance in ``manual_sources.md``). Each corpus has in-scope questions labelled with the
+Four corpora go through the same code: the product corpus (``corpus/``), an unrelated employee
+handbook (``bench/corpora/handbook``, invented), four pages of the restic backup tool's manual
+(``bench/corpora/manual``, real; provenance in ``manual_sources.md``) and four of Streamlit's
+developer reference pages (``bench/corpora/streamlit``, real, added after the engine was tuned on
+the other three; ``streamlit_sources.md``). Each corpus has in-scope questions labelled with the
 verbatim fragments that answer them, off-topic questions, and follow-up dialogs. Every set is
 split once into a dev half and a test half (`split.json`, made by `make_split` with a fixed seed);
 tuning looks at dev only, and the headline figures are the test half's.
@@ -54,6 +56,7 @@ CORPORA = (
     BlindCorpus("product", ROOT / "corpus", "main"),
     BlindCorpus("handbook", ROOT / "bench" / "corpora" / "handbook", "handbook"),
     BlindCorpus("manual", ROOT / "bench" / "corpora" / "manual", "manual"),
+    BlindCorpus("streamlit", ROOT / "bench" / "corpora" / "streamlit", "streamlit"),
 )
 
 
@@ -286,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.blind", description=__doc__.split("\n")[0])
     parser.add_argument("--half", choices=HALVES, action="append", help="which half (default: both)")
     parser.add_argument(
-        "--corpus", choices=[c.name for c in CORPORA], action="append", help="which corpus (default: both)"
+        "--corpus", choices=[c.name for c in CORPORA], action="append", help="which corpus (default: all)"
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the LlamaIndex default")
     parser.add_argument("--show", action="store_true", help="list each dev miss (never the test half's)")
