@@ -27,6 +27,8 @@ _DANGLING = re.compile(
 )
 #: Where a question asks about two sides ("X vs Y", "X or Y", "X compared to Y").
 _SIDES = re.compile(r"\b(?:vs\.?|versus|or|than|instead of|compared (?:to|with)|and)\b", re.IGNORECASE)
+#: A line that is nothing but a Markdown link ("[st.login](https://…)"), as in a list of references.
+_LINK_ONLY = re.compile(r"^\[[^\]]*\]\([^)\s]*\)[.,;]?$")
 #: How a sentence ends: a stop, then perhaps closing quotes or brackets ("… (see below.)"). A line
 #: ending in a bracket alone is a heading or a label ("4. Run all backups (optional)").
 _TERMINAL = re.compile(r"[.!?:…][\"”’)'\]]*$")
@@ -51,8 +53,11 @@ class _Unit:
 
     @property
     def is_fragment(self) -> bool:
-        """Prose that does not end as a sentence does ("Below these methods, highlighting …")."""
-        return not self.is_list and not _TERMINAL.search(self.lines[-1].rstrip())
+        """Prose that does not end as a sentence does ("Below these methods, highlighting …"), or a
+        list of bare links (a "References" section): text that says nothing of its own."""
+        if self.is_list:
+            return all(_LINK_ONLY.match(line.strip()) for line in self.lines)
+        return not _TERMINAL.search(self.lines[-1].rstrip())
 
     @property
     def is_dangling(self) -> bool:

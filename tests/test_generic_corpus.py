@@ -197,6 +197,23 @@ def test_a_heading_line_is_never_quoted_beside_a_sentence(embedder: Embedder) ->
     assert cited == [passage]
 
 
+def test_a_list_of_bare_links_is_no_answer(embedder: Embedder) -> None:
+    sign_in = "Call `login()` to send the user to the identity provider and back."
+    links = "- [login](https://example.org/api/login)\n- [logout](https://example.org/api/logout)"
+    passages = [
+        Passage("refs", links, "auth.md", "Sign-in", "References", 0, len(links), 1.0, 0.7),
+        Passage("how", sign_in, "auth.md", "Sign-in", "Gate the app", 500, 500 + len(sign_in), 0.9, 0.5),
+    ]
+    question = "How do I log a user in and out?"
+
+    answer, cited = ExtractiveComposer(SentenceCache(embedder)).compose(
+        question, embedder.embed_query(question), passages
+    )
+
+    assert answer.startswith("Call `login()`") and "example.org" not in answer
+    assert cited == [passages[1]]
+
+
 def test_code_is_quoted_whole_after_the_sentence_that_introduces_it(embedder: Embedder) -> None:
     code = "```console\n$ mkdir /mnt/backup\n\n$ backup-tool mount /mnt/backup\nNow serving. Press Ctrl-c to stop.\n```"
     text = f"To browse a backup as a folder, mount it with this command:\n\n{code}\n\n```\n$ backup-tool ls\n```"
