@@ -31,7 +31,7 @@ _SIDES = re.compile(r"\b(?:vs\.?|versus|or|than|instead of|compared (?:to|with)|
 _LINK_ONLY = re.compile(r"^\[[^\]]*\]\([^)\s]*\)[.,;]?$")
 #: How a sentence ends: a stop, then perhaps closing quotes or brackets ("… (see below.)"). A line
 #: ending in a bracket alone is a heading or a label ("4. Run all backups (optional)").
-_TERMINAL = re.compile(r"[.!?:…][\"”’)'\]]*$")
+_TERMINAL = re.compile(r"[.!?:…][\"”’)'\]*_]*$")
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,13 @@ class _Unit:
 
     @property
     def is_fragment(self) -> bool:
-        """Prose that does not end as a sentence does ("Below these methods, highlighting …"), or a
-        list of bare links (a "References" section): text that says nothing of its own."""
+        """Prose that does not end as a sentence does ("Below these methods, highlighting …"), a
+        lead-in without what it introduces, or a list of bare links (a "References" section):
+        text that says nothing of its own."""
         if self.is_list:
             return all(_LINK_ONLY.match(line.strip()) for line in self.lines)
+        if _leads_in(self.lines[-1]) and not self.code:
+            return True  # introduces a list or code block its passage cut off: "… → Sidebar:"
         return not _TERMINAL.search(self.lines[-1].rstrip())
 
     @property
@@ -296,6 +299,12 @@ def _same_words(a: _Unit, b: _Unit, passages: list[Passage]) -> bool:
     )
 
 
+def _leads_in(text: str) -> bool:
+    """Whether a line introduces what follows it: it ends in a colon, perhaps inside emphasis
+    ("**Many pages → Sidebar:**")."""
+    return text.rstrip().rstrip("*_").endswith(":")
+
+
 def _units(index: int, passage: Passage) -> list[_Unit]:
     """Split a passage into quotable units; a line ending in ':' keeps the list items after it."""
     raw: list[tuple[int, int, bool]] = []  # relative start, end, is list item
@@ -315,7 +324,7 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
                 raw
                 and raw[-1][1] == last_end
                 and not raw[-1][2]
-                and passage.text[raw[-1][0] : raw[-1][1]].endswith(":")
+                and _leads_in(passage.text[raw[-1][0] : raw[-1][1]])
             ):
                 code[lead] = (b, piece)
             last_end = b
@@ -336,7 +345,7 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
     while i < len(raw):
         a, b, is_item = raw[i]
         text = passage.text[a:b]
-        if text.endswith(":") and i + 1 < len(raw) and raw[i + 1][2]:
+        if _leads_in(text) and i + 1 < len(raw) and raw[i + 1][2]:
             j = i + 1
             items = []
             while j < len(raw) and raw[j][2]:
@@ -387,7 +396,7 @@ def _render(
             unit = units[i]
             lines = [" ".join(_OPEN_MARKER.sub("", line).split()) for line in unit.lines]
             if unit.is_list:
-                if len(lines) > 1 and lines[0].endswith(":"):  # a lead-in line, then its items
+                if len(lines) > 1 and _leads_in(lines[0]):  # a lead-in line, then its items
                     paragraph += ("" if not paragraph else " ") + lines[0]
                     lines = lines[1:]
                 items = [f"- {item}" for item in lines]

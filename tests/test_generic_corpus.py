@@ -227,6 +227,19 @@ def test_code_is_quoted_whole_after_the_sentence_that_introduces_it(embedder: Em
     assert "backup-tool ls" not in answer  # code nothing introduces is never quoted on its own
 
 
+def test_a_lead_in_in_bold_introduces_its_code_and_one_cut_off_from_it_is_no_answer(embedder: Embedder) -> None:
+    code = '```python\nst.navigation(pages, position="top")\n```'
+    text = f"**Few pages → Top navigation:**\n\n{code}\n\nA clean menu across the top.\n\n**Many pages → Sidebar:**"
+    passage = Passage("id", text, "pages.md", "Pages", "Navigation", 0, len(text), 1.0, 0.6)
+    question = "Where should the navigation go when there are few pages?"
+
+    answer, _ = ExtractiveComposer(SentenceCache(embedder)).compose(question, embedder.embed_query(question), [passage])
+
+    assert answer.startswith("**Few pages → Top navigation:** [1]")  # a sentence, though it ends in "**"
+    assert f"\n\n{code}" in answer
+    assert "Sidebar" not in answer  # its code lies past the passage's end: it would introduce nothing
+
+
 def test_a_sentence_leaning_on_the_one_before_brings_the_chain_or_is_left_out() -> None:
     from assistant.compose import _units, _with_antecedents
 
