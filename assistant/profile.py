@@ -144,8 +144,8 @@ class CorpusProfile:
         return bool(terms) and all(t in self.title_terms for t in terms)
 
     @cached_property
-    def _subject_names(self) -> tuple[str, ...]:
-        """The titles' runs of content words, most used first ("Prompt Engineering vs Fine-Tuning" gives "Prompt Engineering" and "Fine Tuning")."""
+    def _subject_names(self) -> tuple[tuple[str, frozenset[str]], ...]:
+        """The titles' runs of content words with their terms, most used first ("Prompt Engineering vs Fine-Tuning" gives "Prompt Engineering" and "Fine Tuning")."""
         runs: Counter[str] = Counter()
         for title in self.titles:
             run: list[str] = []
@@ -155,17 +155,16 @@ class CorpusProfile:
                 elif run:
                     runs[" ".join(run)] += 1
                     run = []
-        return tuple(name for name, _ in runs.most_common())
+        return tuple((name, frozenset(self.terms(name))) for name, _ in runs.most_common())
 
     def subject_name(self, text: str) -> str | None:
         """The name the titles give a subject that ``text`` shortens ("prompting" -> "Prompt Engineering"), else None."""
         terms = set(self.terms(text))
         if not terms:
             return None
-        names = [(name, set(self.terms(name))) for name in self._subject_names]
-        if any(terms == named for _, named in names):
+        if any(terms == named for _, named in self._subject_names):
             return None  # already a name of its own ("fine tuning")
-        return next((name for name, named in names if terms < named), None)
+        return next((name for name, named in self._subject_names if terms < named), None)
 
     def examples(self, n: int = 3) -> tuple[str, ...]:
         """Questions the corpus answers, to offer when a question is out of scope."""
