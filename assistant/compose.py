@@ -320,12 +320,7 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
         if opens_code(piece):
             # Code is quoted only with the sentence that introduces it ("… use this command:").
             lead = len(raw) - 1
-            if (
-                raw
-                and raw[-1][1] == last_end
-                and not raw[-1][2]
-                and _leads_in(passage.text[raw[-1][0] : raw[-1][1]])
-            ):
+            if raw and raw[-1][1] == last_end and not raw[-1][2] and _leads_in(passage.text[raw[-1][0] : raw[-1][1]]):
                 code[lead] = (b, piece)
             last_end = b
             continue

@@ -38,6 +38,11 @@ def handbook(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> It
     yield Assistant.open(Settings(corpus_dir=HANDBOOK, index_dir=index), embedder=embedder)
 
 
+def compose(embedder: Embedder, question: str, passages: list[Passage]) -> tuple[str, list[Passage]]:
+    """The extractive answer to ``question`` from ``passages``, with the default composer."""
+    return ExtractiveComposer(SentenceCache(embedder)).compose(question, embedder.embed_query(question), passages)
+
+
 def code_strings(path: Path) -> list[str]:
     """Every string literal and name in a module, docstrings left out."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -189,9 +194,7 @@ def test_a_heading_line_is_never_quoted_beside_a_sentence(embedder: Embedder) ->
     passage = Passage("id", text, "remote.txt", "Remote work", "", 0, len(text), 1.0, 0.6)
     question = "Who may work from home?"
 
-    answer, cited = ExtractiveComposer(SentenceCache(embedder)).compose(
-        question, embedder.embed_query(question), [passage]
-    )
+    answer, cited = compose(embedder, question, [passage])
 
     assert answer.startswith("This policy sets out") and "REMOTE WORK POLICY" not in answer
     assert cited == [passage]
@@ -206,9 +209,7 @@ def test_a_list_of_bare_links_is_no_answer(embedder: Embedder) -> None:
     ]
     question = "How do I log a user in and out?"
 
-    answer, cited = ExtractiveComposer(SentenceCache(embedder)).compose(
-        question, embedder.embed_query(question), passages
-    )
+    answer, cited = compose(embedder, question, passages)
 
     assert answer.startswith("Call `login()`") and "example.org" not in answer
     assert cited == [passages[1]]
@@ -220,7 +221,7 @@ def test_code_is_quoted_whole_after_the_sentence_that_introduces_it(embedder: Em
     passage = Passage("id", text, "mount.md", "Mounting", "", 0, len(text), 1.0, 0.6)
     question = "How do I browse a backup as a folder?"
 
-    answer, _ = ExtractiveComposer(SentenceCache(embedder)).compose(question, embedder.embed_query(question), [passage])
+    answer, _ = compose(embedder, question, [passage])
 
     assert answer.startswith("To browse a backup as a folder, mount it with this command: [1]")
     assert f"\n\n{code}" in answer  # verbatim, line breaks and all, as a fenced block
@@ -233,7 +234,7 @@ def test_a_lead_in_in_bold_introduces_its_code_and_one_cut_off_from_it_is_no_ans
     passage = Passage("id", text, "pages.md", "Pages", "Navigation", 0, len(text), 1.0, 0.6)
     question = "Where should the navigation go when there are few pages?"
 
-    answer, _ = ExtractiveComposer(SentenceCache(embedder)).compose(question, embedder.embed_query(question), [passage])
+    answer, _ = compose(embedder, question, [passage])
 
     assert answer.startswith("**Few pages → Top navigation:** [1]")  # a sentence, though it ends in "**"
     assert f"\n\n{code}" in answer
