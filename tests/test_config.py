@@ -24,6 +24,15 @@ def test_environment_then_overrides() -> None:
     assert s.index_dir == Path("~/idx").expanduser()
 
 
+def test_paths_given_as_strings_become_paths(tmp_path: Path) -> None:
+    # An embedding app writes Settings(corpus_dir="docs", index_dir="~/idx"); the engine joins them with "/".
+    s = Settings(corpus_dir=str(tmp_path), index_dir="~/idx", feedback_log=str(tmp_path / "fb.jsonl"))
+    assert s.corpus_dir == tmp_path and s.index_dir == Path("~/idx").expanduser()
+    assert s.feedback_path == tmp_path / "fb.jsonl"
+    assert Settings(corpus_dir=str(tmp_path)).index_dir == Settings(corpus_dir=tmp_path).index_dir
+    assert s.replace(index_dir=str(tmp_path / "other")).index_dir == tmp_path / "other"
+
+
 def test_bad_number_says_which_variable() -> None:
     with pytest.raises(AssistantError, match="ASSISTANT_TOP_K='lots' is not a number"):
         Settings.from_env({"ASSISTANT_TOP_K": "lots"})
