@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .corpus import SourceDocument
-from .markup import FENCE, HEADING, LIST_ITEM, fence_after, opens_code, setext_level
+from .markup import FENCE, HEADING, LIST_ITEM, fence_after, leads_in, opens_code, setext_level
 
 #: A paragraph or list longer than this is split into sentence or item windows.
 MAX_CHUNK_CHARS = 640
@@ -159,7 +159,12 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
         if current and current[-1].is_item and not is_item and line[:1] in " \t":
             current[-1] = _Span(current[-1].start, end, True)  # a wrapped list item's next line
             continue
-        if current and is_item and not current[-1].is_item and not _ends_with_colon(doc.text, current[-1]):
+        if (
+            current
+            and is_item
+            and not current[-1].is_item
+            and not leads_in(doc.text[current[-1].start : current[-1].end])
+        ):
             flush_block()  # a list after a paragraph that does not introduce it
         elif current and not is_item and current[-1].is_item:
             flush_block()
@@ -167,10 +172,6 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
     flush_block()
     if blocks:
         yield section, blocks
-
-
-def _ends_with_colon(text: str, span: _Span) -> bool:
-    return text[span.start : span.end].endswith(":")
 
 
 def _pack(text: str, blocks: list[list[_Span]], keep_whole: bool) -> Iterator[tuple[int, int]]:

@@ -11,11 +11,10 @@ import numpy as np
 
 from .chunking import sentence_spans
 from .embeddings import Embedder
-from .markup import opens_code
+from .markup import LIST_ITEM, leads_in, opens_code
 from .profile import CorpusProfile
 from .retrieval import Passage
 
-_BULLET = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
 _NUMBER_ONLY = re.compile(r"^\d+[.)]?$")
 _OPEN_MARKER = re.compile(r"\[\d+\]")  # "[7]" in corpus text is not one of our citations
 #: A sentence that opens with one of these leans on the sentence before it (English, any corpus).
@@ -58,7 +57,7 @@ class _Unit:
         text that says nothing of its own."""
         if self.is_list:
             return all(_LINK_ONLY.match(line.strip()) for line in self.lines)
-        if _leads_in(self.lines[-1]) and not self.code:
+        if leads_in(self.lines[-1]) and not self.code:
             return True  # introduces a list or code block its passage cut off: "… → Sidebar:"
         return not _TERMINAL.search(self.lines[-1].rstrip())
 
@@ -299,12 +298,6 @@ def _same_words(a: _Unit, b: _Unit, passages: list[Passage]) -> bool:
     )
 
 
-def _leads_in(text: str) -> bool:
-    """Whether a line introduces what follows it: it ends in a colon, perhaps inside emphasis
-    ("**Many pages → Sidebar:**")."""
-    return text.rstrip().rstrip("*_").endswith(":")
-
-
 def _units(index: int, passage: Passage) -> list[_Unit]:
     """Split a passage into quotable units; a line ending in ':' keeps the list items after it."""
     raw: list[tuple[int, int, bool]] = []  # relative start, end, is list item
@@ -320,13 +313,13 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
         if opens_code(piece):
             # Code is quoted only with the sentence that introduces it ("… use this command:").
             lead = len(raw) - 1
-            if raw and raw[-1][1] == last_end and not raw[-1][2] and _leads_in(passage.text[raw[-1][0] : raw[-1][1]]):
+            if raw and raw[-1][1] == last_end and not raw[-1][2] and leads_in(passage.text[raw[-1][0] : raw[-1][1]]):
                 code[lead] = (b, piece)
             last_end = b
             continue
         last_end = b
         line_start = passage.text.rfind("\n", 0, a) + 1
-        bullet = _BULLET.match(piece)
+        bullet = LIST_ITEM.match(piece)
         is_item = bool(bullet) and a == line_start and piece.lstrip()[:1] in "-*+"
         if bullet:
             if not is_item and a == line_start:
@@ -340,7 +333,7 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
     while i < len(raw):
         a, b, is_item = raw[i]
         text = passage.text[a:b]
-        if _leads_in(text) and i + 1 < len(raw) and raw[i + 1][2]:
+        if leads_in(text) and i + 1 < len(raw) and raw[i + 1][2]:
             j = i + 1
             items = []
             while j < len(raw) and raw[j][2]:
@@ -391,7 +384,7 @@ def _render(
             unit = units[i]
             lines = [" ".join(_OPEN_MARKER.sub("", line).split()) for line in unit.lines]
             if unit.is_list:
-                if len(lines) > 1 and _leads_in(lines[0]):  # a lead-in line, then its items
+                if len(lines) > 1 and leads_in(lines[0]):  # a lead-in line, then its items
                     paragraph += ("" if not paragraph else " ") + lines[0]
                     lines = lines[1:]
                 items = [f"- {item}" for item in lines]

@@ -1,8 +1,9 @@
 """Markdown's block structure, as much of it as the corpus reader and the chunker need (CommonMark).
 
-Headings (``# Title`` and setext, a line underlined with ``===`` or ``---``), list items and fenced
-code blocks. Both `corpus` (a document's title) and `chunking` (its sections) read headings here,
-so the two never disagree about what a heading is.
+Headings (``# Title`` and setext, a line underlined with ``===`` or ``---``), list items, lines
+that introduce them and fenced code blocks. `corpus` (a document's title), `chunking` (its
+sections and blocks) and `compose` (what a quote may hold) all read them here, so they never
+disagree about what a heading or a list's lead-in is.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ def setext_level(lines: Sequence[str], i: int) -> int:
         return 0
     underline = _UNDERLINE.match(lines[i + 1])
     return 0 if underline is None else (1 if underline.group(1)[0] == "=" else 2)
+
+
+def leads_in(line: str) -> bool:
+    """Whether a line introduces the list or code block after it: it ends in a colon, perhaps
+    inside emphasis ("**Many pages → Sidebar:**")."""
+    return line.rstrip().rstrip("*_").endswith(":")
 
 
 def opens_code(text: str, pos: int = 0) -> bool:

@@ -128,3 +128,16 @@ def test_a_comment_in_code_is_no_title_and_no_section(tmp_path: Path) -> None:
 
     assert doc.title == "User guide"
     assert [c.section for c in chunk_document(doc)] == ["", ""]
+
+
+def test_a_list_stays_with_its_lead_in_line_even_in_bold(tmp_path: Path) -> None:
+    para = " ".join(f"Sentence {i} says how the pages of an app are laid out in the navigation." for i in range(3))
+    items = "\n".join(f"- Group the pages under heading {i} so people find them quickly" for i in range(12))
+    text = f"# Navigation\n\n## Layout\n\n{para}\n\n**Many pages → Sidebar:**\n{items}\n"
+    (tmp_path / "nav.md").write_text(text, encoding="utf-8")
+    (doc,) = load_corpus(tmp_path).documents
+
+    chunks = [c.text for c in chunk_document(doc)]
+
+    assert chunks[0] == para  # the lead-in is not left behind at the end of the paragraph
+    assert chunks[1].startswith("**Many pages → Sidebar:**\n- Group the pages under heading 0")
