@@ -223,6 +223,17 @@ class Assistant:
             except IndexCorruptError as exc:  # one generation is unusable (a missing collection or keyword index)
                 logger.warning("The index could not be opened (%s); rebuilding it from the corpus", exc)
                 self.indexer.build(full=True)
+            except AssistantError:
+                raise
+            except Exception as exc:  # the store's own error, from a file damaged under it
+                problem = self.store.integrity_problem()
+                if problem is None:
+                    raise StoreError(
+                        f"The index could not be opened ({type(exc).__name__}: {exc}). "
+                        "Run `assistant index --full` to rebuild it from the corpus."
+                    ) from exc
+                logger.warning("The index could not be opened (%s): the store is damaged; rebuilding it", exc)
+                self.indexer.repair(problem)
             return self._switch("the index was damaged and has been rebuilt")
         finally:
             self._use_compiled()

@@ -220,6 +220,24 @@ def test_a_damaged_store_is_repaired_when_opened_or_on_the_first_question(
     assert len(list(settings.index_dir.glob("chroma.broken-*"))) == 1
 
 
+def test_a_store_damaged_under_the_real_corpus_is_repaired_by_the_next_ask(
+    corpus_dir: Path, settings: Settings
+) -> None:
+    # Here Chroma fails while the retriever opens (counting a collection), before any search.
+    subprocess.run([sys.executable, "-m", "assistant.cli", "index"], check=True, capture_output=True, timeout=300)
+    db = settings.index_dir / "chroma" / "chroma.sqlite3"
+    with open(db, "r+b") as fh:
+        fh.seek(db.stat().st_size // 2)
+        fh.write(os.urandom(65536))
+
+    ask = [sys.executable, "-m", "assistant.cli", "ask", "What is LoRA?"]
+    done = subprocess.run(ask, capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "LoRA" in done.stdout and "the store is damaged; rebuilding it" in done.stderr
+    assert len(list(settings.index_dir.glob("chroma.broken-*"))) == 1
+
+
 def test_disk_use_is_bounded_across_rebuilds_and_failures(
     mini_corpus: Path, settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
