@@ -144,8 +144,8 @@ class CorpusProfile:
         return bool(terms) and all(t in self.title_terms for t in terms)
 
     @cached_property
-    def _subject_names(self) -> tuple[tuple[str, frozenset[str]], ...]:
-        """The titles' runs of content words with their terms, most used first ("Prompt Engineering vs Fine-Tuning" gives "Prompt Engineering" and "Fine Tuning")."""
+    def _subject_names(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The titles' runs of content words with their terms in order, most used first ("Prompt Engineering vs Fine-Tuning" gives "Prompt Engineering" and "Fine Tuning")."""
         runs: Counter[str] = Counter()
         for title in self.titles:
             run: list[str] = []
@@ -155,16 +155,24 @@ class CorpusProfile:
                 elif run:
                     runs[" ".join(run)] += 1
                     run = []
-        return tuple((name, frozenset(self.terms(name))) for name, _ in runs.most_common())
+        return tuple((name, tuple(self.terms(name))) for name, _ in runs.most_common())
 
     def subject_name(self, text: str) -> str | None:
-        """The name the titles give a subject that ``text`` shortens ("prompting" -> "Prompt Engineering"), else None."""
+        """The name the titles give a subject that ``text`` shortens ("prompting" -> "Prompt Engineering"), else None.
+
+        The name must open with the words of ``text``: it completes a shortened name ("remote" ->
+        "Remote work"), never puts a qualifier before a whole one ("sick leave" is not "Acme Corp
+        Sick Leave", which would search the company's name rather than the subject).
+        """
         terms = set(self.terms(text))
         if not terms:
             return None
-        if any(terms == named for _, named in self._subject_names):
+        if any(terms == set(named) for _, named in self._subject_names):
             return None  # already a name of its own ("fine tuning")
-        return next((name for name, named in self._subject_names if terms < named), None)
+        return next(
+            (name for name, named in self._subject_names if terms < set(named) and set(named[: len(terms)]) == terms),
+            None,
+        )
 
     def examples(self, n: int = 3) -> tuple[str, ...]:
         """Questions the corpus answers, to offer when a question is out of scope."""

@@ -19,6 +19,7 @@ from assistant import Assistant, Settings
 from assistant.chunking import sentence_spans
 from assistant.compose import ExtractiveComposer, SentenceCache
 from assistant.embeddings import Embedder
+from assistant.profile import CorpusProfile
 from assistant.refusal import Background
 from assistant.retrieval import Passage
 
@@ -86,6 +87,14 @@ def test_a_shortened_subject_is_named_as_the_titles_name_it(handbook: Assistant)
     assert profile.subject_name("remote") == "Remote work"
     assert profile.subject_name("remote work") is None  # already the whole name
     assert profile.subject_name("pizza") is None and profile.subject_name("the") is None
+
+
+def test_a_subject_name_completes_a_phrase_and_never_prefixes_it() -> None:
+    # A follow-up "What about sick leave?" must not be searched as the company's name plus the subject.
+    profile = CorpusProfile.from_passages([{"title": "Acme Corp Sick Leave and Parental Leave"}], {})
+
+    assert profile.subject_name("sick leave") is None
+    assert profile.subject_name("parental") == "Parental Leave"
 
 
 def test_everyday_words_the_corpus_does_not_use_say_nothing_against_coverage(handbook: Assistant) -> None:
