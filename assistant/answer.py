@@ -408,8 +408,9 @@ class AnswerEngine:
             answer = Answer(refusal_text(profile), (), False, query, note=note, backend=EXTRACTIVE)
         else:
             answer = Answer(text, tuple(cited), True, query, note=note, backend=EXTRACTIVE)
-        for paragraph in answer.text.split("\n\n"):
-            yield paragraph + "\n\n"
+        # Paragraph by paragraph, so the pieces join to exactly ``answer.text``.
+        for i, paragraph in enumerate(answer.text.split("\n\n")):
+            yield ("\n\n" if i else "") + paragraph
         yield answer
 
     def _fallback(

@@ -116,7 +116,7 @@ def test_stream_yields_pieces_then_the_full_answer(bot: Assistant) -> None:
     *pieces, final = items
     assert isinstance(final, Answer) and final.answerable and final.citations
     assert pieces and all(isinstance(p, str) for p in pieces)
-    assert "".join(pieces).strip() == final.text
+    assert "".join(pieces) == final.text  # exactly: a client that joins the stream shows what ask() returns
 
 
 def test_stream_of_refusal_ends_with_unanswerable_answer(bot: Assistant) -> None:
