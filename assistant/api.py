@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -98,6 +99,10 @@ def _json_number(value: Any) -> Any:
 #: On a number field: JSON numbers only (``5`` or ``5.0``), never booleans or strings. It goes after
 #: the field's bounds, so the schema still states them.
 NUMBER_ONLY = BeforeValidator(_json_number)
+
+
+#: How pydantic names the branch of a union in an error's location ("str", "list[TextPart]").
+_UNION_BRANCH = re.compile(r"(?:constrained-)?(?:str|int|float|bool|list\[\w+\])")
 
 
 class Turn(BaseModel):
@@ -203,7 +208,7 @@ class ChatRequest(BaseModel):
     formats are refused with 400."""
 
     model: str = MODEL_NAME
-    messages: list[SystemMessage | UserMessage | AssistantMessage] = Field(
+    messages: list[Annotated[SystemMessage | UserMessage | AssistantMessage, Field(discriminator="role")]] = Field(
         min_length=1,
         description="The conversation; the last user message is the question. Any length: "
         "the most recent 100 turns are used.",
@@ -529,14 +534,19 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        first = errors[0] if errors else {}
-        loc = [str(p) for p in first.get("loc", ())]
+        # A blank text fails our one string pattern (NON_BLANK); among the branches of a union
+        # (a message's content is a string or a list of parts), that is the error that says why.
+        blank = [e for e in errors if e.get("type") in ("string_pattern_mismatch", "string_too_short")]
+        first = blank[0] if blank else errors[0] if errors else {}
+        loc = [str(p) for p in first.get("loc", ()) if not _UNION_BRANCH.fullmatch(str(p))]
         if first.get("type") == "json_invalid":
             return _error(400, "invalid_json", "The request body is not valid JSON.")
         if len(loc) > 1 and loc[0] == "body" and loc[1] in UNSUPPORTED:
             return _error(
                 400, "unsupported_parameter", f"{loc[1]}: not supported by this server ({first.get('msg', 'invalid')})."
             )
+        if blank:
+            return _error(422, "invalid_request", f"{'.'.join(loc)}: is empty; send some text.")
         return _error(422, "invalid_request", f"{'.'.join(loc)}: {first.get('msg', 'invalid request')}")
 
     @app.exception_handler(StarletteHTTPException)

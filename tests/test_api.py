@@ -90,6 +90,22 @@ def test_blank_in_the_schema_is_blank_to_the_engine() -> None:
     assert all(pattern.search(c) for c in ("a", "\u200b", "\ufeff", "\x1b", "é"))
 
 
+def test_an_empty_question_is_called_empty_wherever_it_comes(bot: Assistant) -> None:
+    client = TestClient(create_app(bot))
+    for content in ("", "   "):
+        chat = {"messages": [{"role": "user", "content": content}]}
+        error = envelope(client.post("/v1/chat/completions", json=chat), 422)
+        assert error["message"] == "body.messages.0.user.content: is empty; send some text.", error
+        error = envelope(client.post("/v1/ask", json={"question": content}), 422)
+        assert error["message"] == "body.question: is empty; send some text.", error
+    parts = {"messages": [{"role": "user", "content": [{"type": "text", "text": " "}]}]}
+    assert envelope(client.post("/v1/chat/completions", json=parts), 422)["message"] == (
+        "body.messages.0.user.content.0.text: is empty; send some text."
+    )
+    wrong = {"messages": [{"role": "robot", "content": "hi"}]}  # a wrong role is still named as such
+    assert "role" in envelope(client.post("/v1/chat/completions", json=wrong), 422)["message"]
+
+
 def test_every_error_status_uses_the_envelope(bot: Assistant) -> None:
     client = TestClient(create_app(bot, limits=ApiLimits(max_body_bytes=10_000)))
     assert "question" in envelope(client.post("/v1/ask", json={"question": "x" * 5000}), 422)["message"]
