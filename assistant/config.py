@@ -102,11 +102,12 @@ class Settings:
     api_token: str | None = field(default=None, metadata={"env": "ASSISTANT_API_TOKEN"})
 
     def __post_init__(self) -> None:
-        # Paths may be given as strings ("docs/", "~/index"): every field holds a `Path` from here on.
+        # Paths may be given as strings ("docs/", "~/index") or relative: every field holds an
+        # absolute `Path` from here on, so a later change of working folder moves nothing.
         for name in _PATH_FIELDS:
             value = getattr(self, name)
-            if value is not None and not isinstance(value, Path):
-                object.__setattr__(self, name, Path(value).expanduser())
+            if value is not None:
+                object.__setattr__(self, name, Path(value).expanduser().resolve())
         if self.index_dir is None:
             object.__setattr__(self, "index_dir", default_index_dir(self.corpus_dir))
         if not in_checkout() and _inside_site_packages(Path(self.index_dir)):

@@ -21,16 +21,25 @@ def test_environment_then_overrides() -> None:
     s = Settings.from_env(env, llm=None, top_k=3)
     assert s.top_k == 3  # explicit override wins
     assert s.llm == "ollama:llama3"  # None overrides leave the environment in charge
-    assert s.index_dir == Path("~/idx").expanduser()
+    assert s.index_dir == Path("~/idx").expanduser().resolve()
 
 
 def test_paths_given_as_strings_become_paths(tmp_path: Path) -> None:
     # An embedding app writes Settings(corpus_dir="docs", index_dir="~/idx"); the engine joins them with "/".
     s = Settings(corpus_dir=str(tmp_path), index_dir="~/idx", feedback_log=str(tmp_path / "fb.jsonl"))
-    assert s.corpus_dir == tmp_path and s.index_dir == Path("~/idx").expanduser()
+    assert s.corpus_dir == tmp_path and s.index_dir == Path("~/idx").expanduser().resolve()
     assert s.feedback_path == tmp_path / "fb.jsonl"
     assert Settings(corpus_dir=str(tmp_path)).index_dir == Settings(corpus_dir=tmp_path).index_dir
     assert s.replace(index_dir=str(tmp_path / "other")).index_dir == tmp_path / "other"
+
+
+def test_relative_paths_are_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = Settings(corpus_dir="docs", index_dir=Path("idx"))
+
+    assert s.corpus_dir == tmp_path / "docs" and s.index_dir == tmp_path / "idx"
+    monkeypatch.chdir("/")
+    assert s.corpus_dir == tmp_path / "docs"  # still where it was meant, whatever the working folder
 
 
 def test_bad_number_says_which_variable() -> None:
