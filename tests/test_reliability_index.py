@@ -179,15 +179,20 @@ def test_a_live_reader_keeps_its_generation_through_two_external_rebuilds_then_s
     assert bot.check_index() is not None and bot.check_index() is None  # one switch, then nothing new
 
 
-def test_mid_file_sqlite_corruption_is_detected_quarantined_and_rebuilt(
-    mini_corpus: Path, settings: Settings, embedder: Embedder
-) -> None:
+def _build_then_damage_mid_file(settings: Settings) -> None:
+    """Index the corpus in another process, then overwrite 64 KiB in the middle of Chroma's SQLite file."""
     # Built by another process, as in real use: Chroma caches one open store per path and process.
     subprocess.run([sys.executable, "-m", "assistant.cli", "index"], check=True, capture_output=True, timeout=300)
     db = settings.index_dir / "chroma" / "chroma.sqlite3"
     with open(db, "r+b") as fh:
         fh.seek(db.stat().st_size // 2)
         fh.write(os.urandom(65536))
+
+
+def test_mid_file_sqlite_corruption_is_detected_quarantined_and_rebuilt(
+    mini_corpus: Path, settings: Settings, embedder: Embedder
+) -> None:
+    _build_then_damage_mid_file(settings)
 
     report = _other_process(settings, embedder).build()  # `assistant index`: never "up to date" on a damaged store
 
@@ -223,12 +228,7 @@ def test_a_damaged_store_is_repaired_when_opened_or_on_the_first_question(
 def test_a_store_damaged_under_the_real_corpus_is_repaired_by_the_next_ask(
     corpus_dir: Path, settings: Settings
 ) -> None:
-    # Here Chroma fails while the retriever opens (counting a collection), before any search.
-    subprocess.run([sys.executable, "-m", "assistant.cli", "index"], check=True, capture_output=True, timeout=300)
-    db = settings.index_dir / "chroma" / "chroma.sqlite3"
-    with open(db, "r+b") as fh:
-        fh.seek(db.stat().st_size // 2)
-        fh.write(os.urandom(65536))
+    _build_then_damage_mid_file(settings)  # here Chroma fails while the retriever opens, before any search
 
     ask = [sys.executable, "-m", "assistant.cli", "ask", "What is LoRA?"]
     done = subprocess.run(ask, capture_output=True, text=True, timeout=300)
