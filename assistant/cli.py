@@ -288,7 +288,7 @@ def guide(ctx: click.Context) -> None:
         except AssistantError as exc:
             click.secho(f"Error: {exc}", fg="red", err=True)
             continue
-        if step.recommendation is not None and step.recommendation is not shown:
+        if step.recommendation is not None and step.recommendation != shown:  # the card once, until it changes
             if step.message:
                 click.echo(step.message)
             shown = step.recommendation

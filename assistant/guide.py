@@ -82,6 +82,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: Said to a reply after the recommendation that tells nothing new ("thanks", "ok").
+UNCHANGED = (
+    'That tells me nothing new, so my recommendation stands. Ask "why?" for the reasoning, '
+    'correct a fact ("we have 10,000 labelled examples"), or say "start over".'
+)
+
 ADVISOR = load_advisor()
 
 PROMPT_ENGINEERING = "prompt_engineering"
@@ -465,7 +471,9 @@ class GuideSession:
 
     def _finish(self, message: str) -> Step:
         self._pending = None
-        self.recommendation = self._recommend()
+        before, self.recommendation = self.recommendation, self._recommend()
+        if not message and before is not None and before == self.recommendation:
+            message = UNCHANGED
         return Step(
             None, None, (), None, len(self.asked), self.max_questions,
             message or "Here is my recommendation.", self.recommendation, tuple(self.facts.values()),

@@ -79,11 +79,12 @@ def test_guide_asks_then_recommends_with_sources(runner: CliRunner, corpus_dir: 
         "We have about 50k labelled support tickets, an in-house ML team and GPUs. "
         "Accuracy must be consistent; it is one stable task and we have 3 months."
     )
-    result = runner.invoke(cli, ["guide"], input=f"{opening}\nyes\nwhy?\n/quit\n")
+    result = runner.invoke(cli, ["guide"], input=f"{opening}\nyes\nwhy?\nthanks\nok\n/quit\n")
 
     assert result.exit_code == 0, result.output
     assert "(1 of up to 7) Did I get this right" in result.output
-    assert "Recommendation: Fine-tuning" in result.output
+    assert result.output.count("Recommendation: Fine-tuning") == 1  # the card once: "thanks" changes nothing
+    assert result.output.count("my recommendation stands") == 2
     sources = re.findall(r"^  \[(\d+)\] .+ — \S+\.md › .+$", result.output, flags=re.MULTILINE)
     cited = set(re.findall(r"\[(\d+)\]$", result.output, flags=re.MULTILINE))
     assert sources and cited and cited <= set(sources)  # every reason cites a listed passage
