@@ -226,14 +226,11 @@ class Assistant:
             except AssistantError:
                 raise
             except Exception as exc:  # the store's own error, from a file damaged under it
-                problem = self.store.integrity_problem()
-                if problem is None:
+                if not self._repair_if_damaged("Opening", exc):
                     raise StoreError(
                         f"The index could not be opened ({type(exc).__name__}: {exc}). "
                         "Run `assistant index --full` to rebuild it from the corpus."
                     ) from exc
-                logger.warning("The index could not be opened (%s): the store is damaged; rebuilding it", exc)
-                self.indexer.repair(problem)
             return self._switch("the index was damaged and has been rebuilt")
         finally:
             self._use_compiled()
@@ -337,13 +334,20 @@ class Assistant:
                 return self._retriever
             if self.check_index() is not None:
                 return self._retriever
-            problem = self.store.integrity_problem()
-            if problem is None:
+            if not self._repair_if_damaged("Searching", exc):
                 return None
-            logger.warning("Searching the index failed (%s): the store is damaged; rebuilding it", exc)
-            self.indexer.repair(problem)
             self._switch("the index was damaged and has been rebuilt")
             return self._retriever
+
+    def _repair_if_damaged(self, doing: str, exc: BaseException) -> bool:
+        """After ``exc`` while ``doing`` something with the index: move a store whose files fail the
+        integrity check aside and rebuild it from the corpus (logged). False when the files check out."""
+        problem = self.store.integrity_problem()
+        if problem is None:
+            return False
+        logger.warning("%s the index failed (%s): the store is damaged; rebuilding it", doing, exc)
+        self.indexer.repair(problem)
+        return True
 
     @property
     def retriever(self) -> HybridRetriever:
