@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .compose import ExtractiveComposer, SentenceCache
@@ -49,6 +49,7 @@ from .llm import (
 from .profile import CorpusProfile
 from .refusal import Background, RefusalPolicy
 from .retrieval import HybridRetriever, Passage
+from .tokens import TokenCounter, fit
 from .validation import Message, validate_history, validate_question
 
 if TYPE_CHECKING:
@@ -132,6 +133,9 @@ class Answer:
     query: str  # the question actually searched, after follow-up rewriting
     note: str | None = None  # e.g. why the LLM was not used
     backend: str = EXTRACTIVE
+    #: The text was cut to the ``max_tokens`` asked for (`GenerationOptions`); an LLM's answer is
+    #: cut by the LLM itself and reads False.
+    truncated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -154,6 +158,7 @@ class AnswerEngine:
         composer: ExtractiveComposer,
         refusal: RefusalPolicy | None = None,
         llm: LLM | None = None,
+        tokens: TokenCounter | None = None,
     ) -> None:
         """Args:
         retriever: Returns the retriever to use now (it changes when the index is rebuilt).
@@ -162,6 +167,8 @@ class AnswerEngine:
         composer: Writes extractive answers, and fallbacks when the LLM fails.
         refusal: Decides whether the corpus covers a question.
         llm: A LlamaIndex LLM to write answers; ``None`` for extractive answers only.
+        tokens: Counts tokens, to cut quoted answers to a request's ``max_tokens`` (default:
+            the embedding model's tokenizer).
         """
         self._retriever = retriever
         self.embedder = embedder
@@ -172,7 +179,7 @@ class AnswerEngine:
         self._background_lock = threading.Lock()
         self.llm = llm
         self.backend = backend_name(llm) if llm is not None else EXTRACTIVE
-        #: What the corpus is about, named in the LLM prompts.
+        self.tokens = tokens or TokenCounter(lambda: settings.embed_model_path)
 
     def background(self) -> Background:
         """The background similarity level of the index in use, measured once per generation."""
@@ -221,7 +228,9 @@ class AnswerEngine:
         Args:
             question: The question (at most ``settings.max_question_chars`` characters).
             history: Earlier turns, ``{"role": "user" | "assistant", "content": str}``, oldest first.
-            options: ``max_tokens`` / ``temperature`` for the LLM of this one answer.
+            options: ``max_tokens`` / ``temperature`` for this one answer. The LLM gets both; a
+                quoted answer (no LLM, a fallback, a refusal) is cut after the last marked
+                sentence within ``max_tokens`` and says so in ``truncated``.
 
         Returns:
             The answer; ``answerable=False`` with a short explanation when the corpus does not
@@ -282,14 +291,14 @@ class AnswerEngine:
             profile = self._retriever().profile
             quote, cited = self.composer.compose(query, vector, [nearest], profile) if nearest else ("", [])
             text = refusal_text(profile, nearest, quote)
-            answer = Answer(text, tuple(cited), False, query, backend=self.backend)
+            answer = self._fitted(Answer(text, tuple(cited), False, query, backend=self.backend), options)
             yield answer.text
             yield answer
             return
         if self.llm is None:
-            yield from self._extractive(query, vector, passages)
+            yield from self._extractive(query, vector, passages, options)
             return
-        yield from self._generative(query, vector, passages, history, budget, options or GenerationOptions())
+        yield from self._generative(query, vector, passages, history, budget, options)
 
     def _search(
         self, question: str, history: list[Message], budget: Budget
@@ -399,8 +408,22 @@ class AnswerEngine:
             )
         return valid
 
+    def _fitted(self, answer: Answer, options: GenerationOptions | None) -> Answer:
+        """A quoted ``answer`` cut to the ``max_tokens`` of ``options`` (`tokens.fit`)."""
+        if options is None or options.max_tokens is None:
+            return answer
+        cut = fit(answer.text, options.max_tokens, self.tokens)
+        if cut is None:
+            return answer
+        return replace(answer, text=cut.text, citations=answer.citations[: cut.citations], truncated=True)
+
     def _extractive(
-        self, query: str, vector: Sequence[float], passages: list[Passage], note: str | None = None
+        self,
+        query: str,
+        vector: Sequence[float],
+        passages: list[Passage],
+        options: GenerationOptions | None,
+        note: str | None = None,
     ) -> Iterator[str | Answer]:
         profile = self._retriever().profile
         text, cited = self.composer.compose(query, vector, passages, profile)
@@ -408,17 +431,24 @@ class AnswerEngine:
             answer = Answer(refusal_text(profile), (), False, query, note=note, backend=EXTRACTIVE)
         else:
             answer = Answer(text, tuple(cited), True, query, note=note, backend=EXTRACTIVE)
+        answer = self._fitted(answer, options)
         # Paragraph by paragraph, so the pieces join to exactly ``answer.text``.
         for i, paragraph in enumerate(answer.text.split("\n\n")):
             yield ("\n\n" if i else "") + paragraph
         yield answer
 
     def _fallback(
-        self, query: str, vector: Sequence[float], passages: list[Passage], note: str, shown: bool
+        self,
+        query: str,
+        vector: Sequence[float],
+        passages: list[Passage],
+        options: GenerationOptions | None,
+        note: str,
+        shown: bool,
     ) -> Iterator[str | Answer]:
         """The extractive answer with ``note``, announced in the stream by a `StreamNotice`."""
         yield StreamNotice(note, retracts=shown)
-        yield from self._extractive(query, vector, passages, note=note)
+        yield from self._extractive(query, vector, passages, options, note=note)
 
     def _generative(
         self,
@@ -427,10 +457,11 @@ class AnswerEngine:
         passages: list[Passage],
         history: list[Message],
         budget: Budget,
-        options: GenerationOptions,
+        asked: GenerationOptions | None,
     ) -> Iterator[str | Answer]:
         assert self.llm is not None
         chat = messages(query, passages, history, self.topic)
+        options = asked or GenerationOptions()
         if options.max_tokens is None:
             options = GenerationOptions(self.settings.llm_max_tokens, options.temperature)
         cleaner, markers = OutputFilter(known_hosts(passages)), MarkerFilter(len(passages))
@@ -448,16 +479,18 @@ class AnswerEngine:
         except LLMError as exc:
             logger.warning("%s; falling back to the extractive answer", exc)
             reason = "timed out" if "timed out" in str(exc).lower() else "it returned an error"
-            yield from self._fallback(query, vector, passages, FALLBACK_NOTE.format(reason=reason), bool(parts))
+            yield from self._fallback(
+                query, vector, passages, asked, FALLBACK_NOTE.format(reason=reason), bool(parts)
+            )
             return
         text, cited = tidy("".join(parts)), markers.cited
         if not text:
             yield from self._fallback(
-                query, vector, passages, FALLBACK_NOTE.format(reason="it returned nothing"), False
+                query, vector, passages, asked, FALLBACK_NOTE.format(reason="it returned nothing"), False
             )
             return
         if not cited:
             logger.warning("The LLM's answer cites no passage; falling back to the extractive answer")
-            yield from self._fallback(query, vector, passages, UNCITED_NOTE, True)
+            yield from self._fallback(query, vector, passages, asked, UNCITED_NOTE, True)
             return
         yield Answer(text, tuple(passages[i] for i in cited), True, query, backend=self.backend)

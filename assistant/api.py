@@ -40,6 +40,7 @@ from .errors import (
 )
 from .llm import GenerationOptions
 from .retrieval import Passage
+from .tokens import TokenCounter
 
 if TYPE_CHECKING:
     from .answer import Answer
@@ -124,6 +125,7 @@ class AskResponse(BaseModel):
     query: str
     note: str | None = None
     backend: str
+    truncated: bool = False
 
 
 class RetrieveRequest(BaseModel):
@@ -233,7 +235,7 @@ class ChatChoiceMessage(BaseModel):
 class ChatChoice(BaseModel):
     index: int
     message: ChatChoiceMessage
-    finish_reason: Literal["stop"]
+    finish_reason: Literal["stop", "length"]  # "length": cut to max_tokens
 
 
 class Usage(BaseModel):
@@ -455,27 +457,6 @@ _HTTP_KINDS = {400: "invalid_body", 401: "unauthorized", 403: "forbidden", 404: 
 UNSUPPORTED = {"n", "tools", "tool_choice", "response_format"}
 
 
-class _Tokens:
-    """Token counts for ``usage``, with the embedding model's WordPiece tokenizer (an estimate of any LLM's)."""
-
-    def __init__(self, settings: Callable[[], Settings]) -> None:
-        self._settings = settings
-        self._tokenizer: Any = None
-        self._lock = threading.Lock()
-
-    def count(self, text: str) -> int:
-        with self._lock:
-            if self._tokenizer is None:
-                from pathlib import Path
-
-                from tokenizers import Tokenizer
-
-                self._tokenizer = Tokenizer.from_file(str(Path(self._settings().embed_model_path) / "tokenizer.json"))
-                self._tokenizer.no_truncation()
-                self._tokenizer.no_padding()
-            return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
-
-
 def create_app(
     assistant_or_factory: Assistant | Callable[[], Assistant],
     settings: Settings | None = None,
@@ -509,7 +490,7 @@ def create_app(
     def cfg() -> Settings:
         return settings or bot().settings
 
-    tokens = _Tokens(cfg)
+    tokens = TokenCounter(lambda: cfg().embed_model_path)
 
     def request_timeout() -> float:
         """The LLM budget plus time for the fallback, at least ``limits.request_timeout``."""
@@ -706,6 +687,9 @@ def create_app(
         completion = tokens.count(text)
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
+    def finish_reason(answer: Answer) -> str:
+        return "length" if answer.truncated else "stop"
+
     def shown_text(answer: Answer) -> str:
         return f"*{answer.note}*\n\n{answer.text}" if answer.note else answer.text
 
@@ -734,7 +718,13 @@ def create_app(
                 "object": "chat.completion",
                 "created": created,
                 "model": MODEL_NAME,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": finish_reason(answer),
+                    }
+                ],
                 "usage": await run(usage, body, text),
                 "citations": [p.to_dict() for p in answer.citations],
                 "answerable": answer.answerable,
@@ -792,7 +782,7 @@ def create_app(
                         final: Answer = piece
                         yield chunk(
                             {},
-                            "stop",
+                            finish_reason(final),
                             citations=[p.to_dict() for p in final.citations],
                             answerable=final.answerable,
                             note=final.note,

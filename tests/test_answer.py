@@ -59,7 +59,7 @@ def test_answer_is_short_and_has_no_near_duplicates(bot: Assistant) -> None:
 def test_to_dict_is_json_ready(bot: Assistant) -> None:
     data = json.loads(json.dumps(bot.ask("What is LoRA?").to_dict()))
 
-    assert set(data) == {"text", "citations", "answerable", "query", "note", "backend"}
+    assert set(data) == {"text", "citations", "answerable", "query", "note", "backend", "truncated"}
     assert data["citations"][0]["source"].endswith(".md")
 
 
@@ -163,3 +163,18 @@ def test_question_at_the_limit_is_accepted(bot: Assistant) -> None:
     answer = bot.ask(question[: bot.settings.max_question_chars])
 
     assert answer.query == question[: bot.settings.max_question_chars].strip()  # searched, not refused as invalid
+
+
+def test_max_tokens_cuts_a_quoted_answer_and_a_refusal(bot: Assistant) -> None:
+    from assistant.llm import GenerationOptions
+
+    whole = bot.ask("How long does fine-tuning take?")
+    cut = bot.answers.ask("How long does fine-tuning take?", options=GenerationOptions(max_tokens=40))
+    assert not whole.truncated and cut.truncated and cut.answerable
+    assert whole.text.startswith(cut.text) and len(cut.text) < len(whole.text)
+    assert bot.answers.tokens.count(cut.text) <= 40
+    assert cut.citations == whole.citations[: len(cut.citations)] and f"[{len(cut.citations)}]" in cut.text
+    refusal = bot.answers.ask("What is the capital of France?", options=GenerationOptions(max_tokens=8))
+    assert refusal.truncated and not refusal.answerable and bot.answers.tokens.count(refusal.text) <= 8
+    pieces = list(bot.answers.stream("How long does fine-tuning take?", options=GenerationOptions(max_tokens=40)))
+    assert "".join(p for p in pieces if isinstance(p, str)) == cut.text == pieces[-1].text

@@ -243,6 +243,22 @@ def test_openai_chat_completions_with_citations(bot: Assistant) -> None:
     assert streamed.rstrip().endswith("data: [DONE]") and '"citations"' in streamed
 
 
+def test_max_tokens_cuts_a_quoted_answer_after_a_cited_sentence(bot: Assistant) -> None:
+    client = TestClient(create_app(bot))
+    msg = {"messages": [{"role": "user", "content": "What is LoRA?"}]}
+    whole = client.post("/v1/chat/completions", json=msg).json()
+    assert whole["choices"][0]["finish_reason"] == "stop" and whole["usage"]["completion_tokens"] > 30
+    cut = client.post("/v1/chat/completions", json={**msg, "max_tokens": 30}).json()
+    text = cut["choices"][0]["message"]["content"]
+    assert cut["choices"][0]["finish_reason"] == "length" and cut["usage"]["completion_tokens"] <= 30
+    assert whole["choices"][0]["message"]["content"].startswith(text) and text.endswith("[1]")
+    assert len(cut["citations"]) == 1 == len(set(re.findall(r"\[\d+\]", text)))
+    events = client.post("/v1/chat/completions", json={**msg, "max_tokens": 30, "stream": True}).text
+    chunks = [json.loads(e[6:]) for e in events.split("\n\n") if e.startswith("data: {")]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == text
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+
+
 def test_openai_client_features(bot: Assistant) -> None:
     from openai import BadRequestError, OpenAI
 
@@ -291,6 +307,10 @@ def test_llm_parameters_and_fallback_note_reach_openai_clients(bot: Assistant) -
         text = down.choices[0].message.content
         assert down.model_extra["note"] and down.model_extra["backend"] == "extractive"
         assert text.startswith(f"*{down.model_extra['note']}*") and "[1]" in text
+        # the fallback honours the max_tokens the client asked of the LLM
+        short = client.chat.completions.create(model="assistant", messages=msgs, max_tokens=30)
+        assert short.choices[0].finish_reason == "length" and short.model_extra["backend"] == "extractive"
+        assert short.choices[0].message.content.endswith("[1]") and len(short.model_extra["citations"]) == 1
         chunks = list(client.chat.completions.create(model="assistant", messages=msgs, stream=True))
         streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert down.model_extra["note"] in streamed
