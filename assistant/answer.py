@@ -479,9 +479,7 @@ class AnswerEngine:
         except LLMError as exc:
             logger.warning("%s; falling back to the extractive answer", exc)
             reason = "timed out" if "timed out" in str(exc).lower() else "it returned an error"
-            yield from self._fallback(
-                query, vector, passages, asked, FALLBACK_NOTE.format(reason=reason), bool(parts)
-            )
+            yield from self._fallback(query, vector, passages, asked, FALLBACK_NOTE.format(reason=reason), bool(parts))
             return
         text, cited = tidy("".join(parts)), markers.cited
         if not text:
