@@ -102,6 +102,11 @@ UNCITED_NOTE = (
     "The language model's answer cited none of the passages, so it was not used; "
     "this answer quotes the documents instead."
 )
+#: The same, when the model stopped at its token limit before its first citation.
+CUT_OFF_NOTE = (
+    "The language model's answer reached its limit of {max_tokens} tokens before it cited a passage, "
+    "so it was not used; this answer quotes the documents instead."
+)
 
 
 class StreamNotice(str):
@@ -133,8 +138,8 @@ class Answer:
     query: str  # the question actually searched, after follow-up rewriting
     note: str | None = None  # e.g. why the LLM was not used
     backend: str = EXTRACTIVE
-    #: The text was cut to the ``max_tokens`` asked for (`GenerationOptions`); an LLM's answer is
-    #: cut by the LLM itself and reads False.
+    #: The text stopped at the ``max_tokens`` asked for (`GenerationOptions`): a quoted answer cut
+    #: after its last cited sentence that fits, or an LLM that reached its limit.
     truncated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -466,8 +471,9 @@ class AnswerEngine:
             options = GenerationOptions(self.settings.llm_max_tokens, options.temperature)
         cleaner, markers = OutputFilter(known_hosts(passages)), MarkerFilter(len(passages))
         parts: list[str] = []
+        reply = stream_reply(self.llm, chat, budget, options)
         try:
-            for piece in stream_reply(self.llm, chat, budget, options):
+            for piece in reply:
                 shown = markers.feed(cleaner.feed(piece))
                 if shown:
                     parts.append(shown)
@@ -487,8 +493,10 @@ class AnswerEngine:
                 query, vector, passages, asked, FALLBACK_NOTE.format(reason="it returned nothing"), False
             )
             return
+        cut_off = reply.finish_reason == "length"
         if not cited:
             logger.warning("The LLM's answer cites no passage; falling back to the extractive answer")
-            yield from self._fallback(query, vector, passages, asked, UNCITED_NOTE, True)
+            note = CUT_OFF_NOTE.format(max_tokens=options.max_tokens) if cut_off else UNCITED_NOTE
+            yield from self._fallback(query, vector, passages, asked, note, True)
             return
-        yield Answer(text, tuple(passages[i] for i in cited), True, query, backend=self.backend)
+        yield Answer(text, tuple(passages[i] for i in cited), True, query, backend=self.backend, truncated=cut_off)

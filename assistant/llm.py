@@ -355,8 +355,45 @@ def _call_kwargs(llm: LLM, budget: Budget, options: GenerationOptions) -> dict[s
     return kwargs
 
 
-def stream_reply(llm: LLM, chat: list[ChatMessage], budget: Budget, options: GenerationOptions) -> Iterator[str]:
-    """The model's reply as it arrives, within the budget.
+def _finish_reason(raw: Any) -> str | None:
+    """Why the model stopped, from a streamed response's raw chunk, if it says: "stop", "length", ...
+
+    OpenAI-protocol servers and llama.cpp put it in ``choices[0].finish_reason`` (an object or a
+    dict), Ollama in ``done_reason``.
+    """
+    choices = raw.get("choices") if isinstance(raw, dict) else getattr(raw, "choices", None)
+    if choices:
+        first = choices[0]
+        reason = first.get("finish_reason") if isinstance(first, dict) else getattr(first, "finish_reason", None)
+    else:
+        reason = raw.get("done_reason") if isinstance(raw, dict) else None
+    return reason if isinstance(reason, str) else None
+
+
+class Reply:
+    """A model's reply as it arrives (iterate it once), then `finish_reason`: why it ended.
+
+    ``finish_reason`` is "length" when the model stopped at ``max_tokens``, "stop" when it
+    finished, None while the reply runs or when the backend does not say.
+    """
+
+    def __init__(self, llm: LLM, chat: list[ChatMessage], budget: Budget, options: GenerationOptions) -> None:
+        self.finish_reason: str | None = None
+        self._pieces = _stream(llm, chat, budget, options, self)
+
+    def __iter__(self) -> Iterator[str]:
+        return self._pieces
+
+
+def stream_reply(llm: LLM, chat: list[ChatMessage], budget: Budget, options: GenerationOptions) -> Reply:
+    """The model's reply as it arrives, within the budget (see `Reply`, `_stream`)."""
+    return Reply(llm, chat, budget, options)
+
+
+def _stream(
+    llm: LLM, chat: list[ChatMessage], budget: Budget, options: GenerationOptions, reply: Reply
+) -> Iterator[str]:
+    """The model's reply as it arrives, within the budget; sets ``reply.finish_reason`` at the end.
 
     The call runs on a worker thread and is always streamed, so it can be stopped: when the budget
     runs out (or the caller stops reading), the stream is closed, which closes the HTTP request of
@@ -373,18 +410,19 @@ def stream_reply(llm: LLM, chat: list[ChatMessage], budget: Budget, options: Gen
     kwargs = _call_kwargs(llm, budget, options)
 
     def work() -> None:
-        stream, finished = None, False
+        stream, finished, reason = None, False, None
         _calls.responses = []
         try:
             stream = llm.stream_chat(chat, **kwargs)
             for response in stream:
                 if stop.is_set():
                     break
+                reason = _finish_reason(response.raw) or reason
                 if response.delta:
                     pieces.put(("piece", response.delta))
             else:
                 finished = True
-            pieces.put(("end", None))
+            pieces.put(("end", reason))
         except Exception as exc:
             stream = None  # failed: nothing left open to close
             pieces.put(("error", exc))
@@ -419,6 +457,7 @@ def stream_reply(llm: LLM, chat: list[ChatMessage], budget: Budget, options: Gen
             if kind == "piece":
                 yield value
             elif kind == "end":
+                reply.finish_reason = value
                 return
             else:
                 timed_out = "timeout" in type(value).__name__.lower() or "timed out" in str(value).lower()

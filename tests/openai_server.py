@@ -73,8 +73,14 @@ class OpenAIServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def _text(self, body: dict[str, Any]) -> str:
-        return self.reply(body) if callable(self.reply) else self.reply
+    def _text(self, body: dict[str, Any]) -> tuple[str, str]:
+        """The reply and its finish reason: cut to ``max_tokens`` words ("length") as a model stops at its limit."""
+        text = self.reply(body) if callable(self.reply) else self.reply
+        limit = body.get("max_tokens")
+        words = text.split(" ")
+        if isinstance(limit, int) and len(words) > limit:
+            return " ".join(words[:limit]), "length"
+        return text, "stop"
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -95,9 +101,9 @@ class OpenAIServer:
                     return self._send_json(
                         server.status, {"error": {"message": "fake server error", "type": "server_error"}}
                     )
-                text = server._text(body)
+                text, finish = server._text(body)
                 if body.get("stream"):
-                    return self._stream(body, text)
+                    return self._stream(body, text, finish)
                 self._send_json(
                     200,
                     {
@@ -106,7 +112,7 @@ class OpenAIServer:
                         "created": int(time.time()),
                         "model": body.get("model", "fake"),
                         "choices": [
-                            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
                         ],
                         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
                     },
@@ -120,7 +126,7 @@ class OpenAIServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _stream(self, body: dict[str, Any], text: str) -> None:
+            def _stream(self, body: dict[str, Any], text: str, finish: str) -> None:
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.send_header("cache-control", "no-cache")
@@ -141,7 +147,7 @@ class OpenAIServer:
                         "created": int(time.time()),
                         "model": body.get("model", "fake"),
                         "choices": [
-                            {"index": 0, "delta": delta, "finish_reason": "stop" if n == len(deltas) else None}
+                            {"index": 0, "delta": delta, "finish_reason": finish if n == len(deltas) else None}
                         ],
                     }
                     try:

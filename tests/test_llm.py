@@ -62,6 +62,21 @@ def test_streamed_llm_answer_carries_citations(llm_bot: Assistant, server: OpenA
     assert final.text == "LoRA trains a smaller set of new parameters [1]. It keeps the original model unchanged [2]."
 
 
+def test_an_llm_answer_stopped_at_max_tokens_says_so(llm_bot: Assistant, server: OpenAIServer) -> None:
+    from assistant.llm import GenerationOptions
+
+    # REPLY is 16 words; the fake server stops at max_tokens words with finish_reason "length"
+    cited = llm_bot.answers.ask("What is LoRA?", options=GenerationOptions(max_tokens=9))
+    assert cited.truncated and cited.backend == "OpenAILike:fake-model"
+    assert cited.text == "LoRA trains a smaller set of new parameters [1]."
+    assert not llm_bot.ask("What is LoRA?").truncated
+    uncited = llm_bot.answers.ask("What is LoRA?", options=GenerationOptions(max_tokens=4))
+    assert uncited.backend == "extractive" and uncited.note
+    assert "limit of 4 tokens before it cited" in uncited.note and uncited.truncated  # the fallback, cut to 4 too
+    *_, streamed = list(llm_bot.answers.stream("What is LoRA?", options=GenerationOptions(max_tokens=4)))
+    assert streamed.note == uncited.note
+
+
 def test_server_error_falls_back_to_extractive_with_a_note(llm_bot: Assistant, server: OpenAIServer) -> None:
     server.status = 500
 
