@@ -138,6 +138,19 @@ def test_a_timed_out_request_does_not_leave_the_server_busy(bot: Assistant, llam
     assert time.monotonic() - started < 20  # not queued behind the abandoned 2,000-token generation
 
 
+def test_the_real_server_stopping_at_max_tokens_is_reported(bot: Assistant, llama_server: str) -> None:
+    from assistant.answer import CUT_OFF_NOTE
+    from assistant.llm import GenerationOptions
+
+    llm = Assistant.open(
+        bot.settings.replace(llm=f"openai-compatible:{llama_server}:smollm2", llm_timeout=60), embedder=bot.embedder
+    )
+    answer = llm.answers.ask("What are the limitations of prompt engineering?", options=GenerationOptions(max_tokens=3))
+    assert answer.truncated  # llama.cpp said finish_reason "length" after 3 tokens
+    if answer.backend == "extractive":  # no marker in 3 tokens: the quoted answer, cut to 3 tokens too
+        assert answer.note == CUT_OFF_NOTE.format(max_tokens=3)
+
+
 def test_streamed_answer_from_the_real_server(bot: Assistant, llama_server: str) -> None:
     llm = Assistant.open(
         bot.settings.replace(llm=f"openai-compatible:{llama_server}:smollm2", llm_timeout=60, llm_max_tokens=150),
