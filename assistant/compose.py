@@ -217,7 +217,41 @@ class ExtractiveComposer:
                 continue  # the same words reached through two overlapping passages
             chosen.append(i)
         chosen = _with_antecedents(units, chosen, best)
+        chosen = _from_first_item(units, chosen, passages)
         return _render(units, chosen, scores, passages)
+
+
+def _from_first_item(units: Sequence[_Unit], chosen: list[int], passages: Sequence[Passage]) -> list[int]:
+    """``chosen`` with the items before each numbered item it quotes, back to its list's first.
+
+    An answer that opens at "3. Flexibility: ..." reads as a piece of a list the reader never saw;
+    quoted from item 1, the list reads as the source wrote it. Dev halves of the blind sets
+    (bench/blind): answer text unchanged on all four corpora, answers 676 -> 725 characters on the
+    product corpus and 534 -> 544 on the handbook; test product 0.635 -> 0.652, the others unchanged.
+    """
+    out = list(chosen)
+    for i in chosen:
+        if not units[i].number or units[i].number.startswith("1"):
+            continue
+        before: list[int] = []  # items and the sentences that continue them on their lines
+        j = i - 1
+        while j >= 0 and units[j].passage == units[i].passage:
+            if not units[j].number and (j == 0 or not _continues_line(units[j - 1], units[j], passages)):
+                break
+            before.append(j)
+            if units[j].number.startswith("1"):
+                out += [k for k in before if k not in out]
+                break
+            j -= 1
+    return out
+
+
+def _continues_line(prev: _Unit, unit: _Unit, passages: Sequence[Passage]) -> bool:
+    """Whether ``unit`` goes on the line ``prev`` is on ("1. Approach: ... It is quick.")."""
+    if prev.passage != unit.passage:
+        return False
+    passage = passages[unit.passage]
+    return "\n" not in passage.text[prev.end - passage.start : unit.start - passage.start]
 
 
 def _with_antecedents(units: Sequence[_Unit], chosen: list[int], best: int) -> list[int]:

@@ -178,3 +178,9 @@ def test_max_tokens_cuts_a_quoted_answer_and_a_refusal(bot: Assistant) -> None:
     assert refusal.truncated and not refusal.answerable and bot.answers.tokens.count(refusal.text) <= 8
     pieces = list(bot.answers.stream("How long does fine-tuning take?", options=GenerationOptions(max_tokens=40)))
     assert "".join(p for p in pieces if isinstance(p, str)) == cut.text == pieces[-1].text
+
+
+def test_a_list_quoted_from_its_middle_starts_at_its_first_item(bot: Assistant) -> None:
+    answer = bot.ask("What is the difference between prompt engineering and fine-tuning?")  # a page starter
+
+    assert answer.text.startswith("1. Approach:")  # it opened at "3. Flexibility:" (review, ux)

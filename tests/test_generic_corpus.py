@@ -344,3 +344,23 @@ def test_a_background_measured_before_floors_is_measured_again(bot: Assistant) -
 
     assert again == measured
     assert json.loads(cache.read_text(encoding="utf-8"))["floor"] == measured.floor
+
+
+def test_a_numbered_item_is_quoted_from_its_lists_first_item() -> None:
+    from assistant.compose import _from_first_item, _render, _units
+
+    text = (
+        "The differences. See below.\n\n1. Approach: one shapes input. It is quick.\n"
+        "2. Control: one adapts.\n3. Cost: one is cheap.\n\nA closing line."
+    )
+    passages = [Passage("a", text, "d.md", "Differences", "", 0, len(text), 1.0, 0.5)]
+    units = _units(0, passages[0])
+    third = next(i for i, u in enumerate(units) if u.number == "3.")
+
+    answer, _ = _render(units, _from_first_item(units, [third], passages), [1.0] * len(units), passages)
+
+    assert answer == (
+        "1. Approach: one shapes input. [1] It is quick. [1]\n2. Control: one adapts. [1]\n3. Cost: one is cheap. [1]"
+    )
+    first = next(i for i, u in enumerate(units) if u.number == "1.")
+    assert _from_first_item(units, [first], passages) == [first]  # nothing before item 1, not the intro
