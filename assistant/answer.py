@@ -102,6 +102,13 @@ UNCITED_NOTE = (
     "The language model's answer cited none of the passages, so it was not used; "
     "this answer quotes the documents instead."
 )
+#: The same, when the reply broke off (a server killed mid-answer) before its first citation.
+BROKE_OFF_NOTE = (
+    "The language model's reply broke off before it finished, so it was not used; "
+    "this answer quotes the documents instead."
+)
+#: Beside a cited reply that broke off: what came is shown, and may stop short.
+INCOMPLETE_NOTE = "The language model's reply broke off before it finished; this answer may be incomplete."
 #: The same, when the model stopped at its token limit before its first citation.
 CUT_OFF_NOTE = (
     "The language model's answer reached its limit of {max_tokens} tokens before it cited a passage, "
@@ -496,7 +503,20 @@ class AnswerEngine:
         cut_off = reply.finish_reason == "length"
         if not cited:
             logger.warning("The LLM's answer cites no passage; falling back to the extractive answer")
-            note = CUT_OFF_NOTE.format(max_tokens=options.max_tokens) if cut_off else UNCITED_NOTE
+            if cut_off:
+                note = CUT_OFF_NOTE.format(max_tokens=options.max_tokens)
+            else:
+                note = BROKE_OFF_NOTE if reply.broke_off else UNCITED_NOTE
             yield from self._fallback(query, vector, passages, asked, note, True)
             return
-        yield Answer(text, tuple(passages[i] for i in cited), True, query, backend=self.backend, truncated=cut_off)
+        if reply.broke_off:
+            logger.warning("The LLM's reply ended without a finish reason; it may be incomplete")
+        yield Answer(
+            text,
+            tuple(passages[i] for i in cited),
+            True,
+            query,
+            note=INCOMPLETE_NOTE if reply.broke_off else None,
+            backend=self.backend,
+            truncated=cut_off,
+        )

@@ -355,6 +355,13 @@ def _call_kwargs(llm: LLM, budget: Budget, options: GenerationOptions) -> dict[s
     return kwargs
 
 
+def _speaks_finish(raw: Any) -> bool:
+    """Whether a raw chunk is of a protocol whose last chunk always says why the reply ended."""
+    if isinstance(raw, dict):
+        return "choices" in raw or "done" in raw
+    return getattr(raw, "choices", None) is not None
+
+
 def _finish_reason(raw: Any) -> str | None:
     """Why the model stopped, from a streamed response's raw chunk, if it says: "stop", "length", ...
 
@@ -374,11 +381,13 @@ class Reply:
     """A model's reply as it arrives (iterate it once), then `finish_reason`: why it ended.
 
     ``finish_reason`` is "length" when the model stopped at ``max_tokens``, "stop" when it
-    finished, None while the reply runs or when the backend does not say.
+    finished, None while the reply runs or when the backend does not say. `broke_off` tells a
+    reply that ended without the reason its protocol always sends (a server killed mid-answer).
     """
 
     def __init__(self, llm: LLM, chat: list[ChatMessage], budget: Budget, options: GenerationOptions) -> None:
         self.finish_reason: str | None = None
+        self.broke_off = False
         self._pieces = _stream(llm, chat, budget, options, self)
 
     def __iter__(self) -> Iterator[str]:
@@ -410,7 +419,7 @@ def _stream(
     kwargs = _call_kwargs(llm, budget, options)
 
     def work() -> None:
-        stream, finished, reason = None, False, None
+        stream, finished, reason, speaks = None, False, None, False
         _calls.responses = []
         try:
             stream = llm.stream_chat(chat, **kwargs)
@@ -418,11 +427,12 @@ def _stream(
                 if stop.is_set():
                     break
                 reason = _finish_reason(response.raw) or reason
+                speaks = speaks or _speaks_finish(response.raw)
                 if response.delta:
                     pieces.put(("piece", response.delta))
             else:
                 finished = True
-            pieces.put(("end", reason))
+            pieces.put(("end", (reason, speaks)))
         except Exception as exc:
             stream = None  # failed: nothing left open to close
             pieces.put(("error", exc))
@@ -457,7 +467,8 @@ def _stream(
             if kind == "piece":
                 yield value
             elif kind == "end":
-                reply.finish_reason = value
+                reply.finish_reason, speaks = value
+                reply.broke_off = speaks and reply.finish_reason is None
                 return
             else:
                 timed_out = "timeout" in type(value).__name__.lower() or "timed out" in str(value).lower()

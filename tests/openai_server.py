@@ -32,6 +32,8 @@ class OpenAIServer:
         chunk_size: Characters per streamed delta.
         chunk_delay: Seconds between streamed deltas (a slow model).
         die_after: Streamed deltas after which the connection is dropped mid-answer (a crashed server).
+        drop_after: Streamed deltas after which the stream just ends: no error, no finish_reason,
+            no ``[DONE]`` (a server killed between two chunks, as the client sees it).
 
     ``disconnects`` counts streams the client closed before the end (a closed request stops the
     generation on a real server); ``sent`` counts the deltas written to streams.
@@ -45,6 +47,7 @@ class OpenAIServer:
         chunk_size: int = 7,
         chunk_delay: float = 0.0,
         die_after: int | None = None,
+        drop_after: int | None = None,
     ) -> None:
         self.reply = reply
         self.status = status
@@ -52,6 +55,7 @@ class OpenAIServer:
         self.chunk_size = chunk_size
         self.chunk_delay = chunk_delay
         self.die_after = die_after
+        self.drop_after = drop_after
         self.disconnects = 0
         self.sent = 0
         self.requests: list[dict[str, Any]] = []
@@ -134,6 +138,8 @@ class OpenAIServer:
                 pieces = [text[i : i + server.chunk_size] for i in range(0, len(text), server.chunk_size)]
                 deltas = [{"role": "assistant", "content": ""}] + [{"content": p} for p in pieces]
                 for n, delta in enumerate(deltas + [{}]):
+                    if server.drop_after is not None and n > server.drop_after:
+                        return
                     if server.die_after is not None and n > server.die_after:
                         error = {"error": {"message": "the model crashed", "type": "server_error"}}
                         self.wfile.write(f"data: {json.dumps(error)}\n\n".encode())  # what the client sees

@@ -194,6 +194,22 @@ def test_a_failure_mid_stream_is_announced_not_glued(bot: Assistant) -> None:
     assert final.backend == "extractive" and final.note == notice.note and before not in final.text
 
 
+def test_a_reply_that_just_stops_is_called_broken_off_not_uncited(bot: Assistant) -> None:
+    from assistant.answer import BROKE_OFF_NOTE, INCOMPLETE_NOTE
+
+    # REPLY in 5-character deltas after the role delta: its first marker ends in delta 10
+    with OpenAIServer(REPLY, chunk_size=5, drop_after=4) as server:
+        early = reopen(bot, server, 5).ask("What is LoRA?")
+        server.drop_after = 12
+        late = reopen(bot, server, 5).ask("What is LoRA?")
+        server.drop_after = None
+        whole = reopen(bot, server, 5).ask("What is LoRA?")
+
+    assert early.backend == "extractive" and early.note == BROKE_OFF_NOTE  # was "cited none of the passages"
+    assert late.backend == "OpenAILike:fake-model" and late.note == INCOMPLETE_NOTE and late.citations
+    assert whole.note is None
+
+
 def test_a_rambling_condensed_question_is_not_searched(bot: Assistant) -> None:
     paragraph = "The fine-tuning process involves refining the model's capabilities. " * 14  # ~900 characters
 
