@@ -231,19 +231,36 @@ def _from_first_item(units: Sequence[_Unit], chosen: list[int], passages: Sequen
     """
     out = list(chosen)
     for i in chosen:
-        if not units[i].number or units[i].number.startswith("1"):
-            continue
-        before: list[int] = []  # items and the sentences that continue them on their lines
-        j = i - 1
-        while j >= 0 and units[j].passage == units[i].passage:
-            if not units[j].number and (j == 0 or not _continues_line(units[j - 1], units[j], passages)):
-                break
-            before.append(j)
-            if units[j].number.startswith("1"):
-                out += [k for k in before if k not in out]
-                break
-            j -= 1
+        out += [k for k in _items_before(units, i, passages) if k not in out]
     return out
+
+
+def _items_before(units: Sequence[_Unit], i: int, passages: Sequence[Passage]) -> list[int]:
+    """The units from the first item of the numbered list ``units[i]`` opens an item of, up to it.
+
+    Empty when ``units[i]`` opens no numbered item, opens item 1, or its passage cut item 1 off.
+    """
+    if not units[i].number or units[i].number.rstrip(".)") == "1":
+        return []
+    before: list[int] = []  # items and the sentences that continue them on their lines
+    j = i - 1
+    while j >= 0 and units[j].passage == units[i].passage:
+        if not units[j].number and (j == 0 or not _continues_line(units[j - 1], units[j], passages)):
+            return []
+        before.append(j)
+        if units[j].number.rstrip(".)") == "1":
+            return before
+        j -= 1
+    return []
+
+
+def _in_numbered_list(units: Sequence[_Unit], run: list[int], passages: Sequence[Passage]) -> list[bool]:
+    """For each unit of ``run``: whether it opens a numbered item or goes on an item's line."""
+    flags: list[bool] = []
+    for k, i in enumerate(run):
+        goes_on_item = k > 0 and flags[-1] and run[k - 1] == i - 1 and _continues_line(units[i - 1], units[i], passages)
+        flags.append(bool(units[i].number) or goes_on_item)
+    return flags
 
 
 def _continues_line(prev: _Unit, unit: _Unit, passages: Sequence[Passage]) -> bool:
@@ -412,10 +429,13 @@ def _render(
         passage = units[run[0]].passage
         if passage not in cited:
             cited.append(passage)
-        marker = f"[{cited.index(passage) + 1}]"
         paragraph = ""
-        for i in run:
+        in_list = _in_numbered_list(units, run, passages)
+        for k, i in enumerate(run):
             unit = units[i]
+            # A numbered list is cited once, after its last item quoted, as a bulleted list is.
+            goes_on = in_list[k] and k + 1 < len(run) and run[k + 1] == i + 1 and in_list[k + 1]
+            marker = "" if goes_on else f"[{cited.index(passage) + 1}]"
             lines = [" ".join(_OPEN_MARKER.sub("", line).split()) for line in unit.lines]
             if unit.is_list:
                 if len(lines) > 1 and leads_in(lines[0]):  # a lead-in line, then its items
@@ -427,9 +447,9 @@ def _render(
             elif unit.number:  # a numbered item stays one, on a line of its own
                 after_item = bool(re.search(r"(?m)^\d+[.)] [^\n]*$", paragraph.rstrip().rsplit("\n\n", 1)[-1]))
                 gap = "" if not paragraph else ("\n" if after_item else "\n\n")
-                paragraph = paragraph.rstrip() + gap + f"{unit.number} {lines[0]} {marker}"
+                paragraph = paragraph.rstrip() + gap + f"{unit.number} {lines[0]} {marker}".rstrip()
             else:
-                paragraph += ("" if not paragraph or paragraph.endswith("\n") else " ") + f"{lines[0]} {marker}"
+                paragraph += ("" if not paragraph or paragraph.endswith("\n") else " ") + f"{lines[0]} {marker}".rstrip()
                 if unit.code:
                     paragraph += f"\n\n{unit.code}\n\n"
         paragraphs.append(paragraph.strip())

@@ -165,7 +165,8 @@ def test_answers_open_with_a_sentence_and_keep_lists(bot: Assistant) -> None:
     for question in ("what are the key differences?", "What resources does fine-tuning need?", "What is LoRA?"):
         answer = bot.ask(question)
         first = answer.text.split("\n")[0]
-        assert re.search(r"[.!?:…’”\")] \[\d+\]", first) or first.endswith(":"), first  # never a fragment
+        # never a fragment (a numbered item's marker comes after the list's last item)
+        assert re.search(r"[.!?:…’”\")] \[\d+\]", first) or re.search(r"^\d+\. .*[.!?:]$|:$", first), first
     resources = bot.ask("What resources does fine-tuning need?").text
     assert "\n- High-performance computing infrastructure" in resources  # the list stays a list
 
@@ -294,12 +295,14 @@ def test_a_numbered_list_stays_numbered() -> None:
 
     answer, _ = _render(units, items[1:], [1.0] * len(units), passages)
 
-    assert answer == "2. Control: one adapts. [1]\n3. Cost: one is cheap. [1]"
+    assert answer == "2. Control: one adapts.\n3. Cost: one is cheap. [1]"  # one marker for the list
     answer, _ = _render(units, list(range(len(units))), [1.0] * len(units), passages)
     assert answer == (
-        "The differences: [1]\n\n1. Approach: one shapes input. [1] It is quick. [1]\n"
-        "2. Control: one adapts. [1]\n3. Cost: one is cheap. [1]"
+        "The differences: [1]\n\n1. Approach: one shapes input. It is quick.\n"
+        "2. Control: one adapts.\n3. Cost: one is cheap. [1]"
     )
+    answer, _ = _render(units, [items[0], items[2]], [1.0] * len(units), passages)
+    assert answer == "1. Approach: one shapes input. [1]\n3. Cost: one is cheap. [1]"  # a gap: each cited
 
 
 def test_a_question_near_the_corpus_is_told_where_to_look_not_that_nothing_is_there(bot: Assistant) -> None:
@@ -360,7 +363,7 @@ def test_a_numbered_item_is_quoted_from_its_lists_first_item() -> None:
     answer, _ = _render(units, _from_first_item(units, [third], passages), [1.0] * len(units), passages)
 
     assert answer == (
-        "1. Approach: one shapes input. [1] It is quick. [1]\n2. Control: one adapts. [1]\n3. Cost: one is cheap. [1]"
+        "1. Approach: one shapes input. It is quick.\n2. Control: one adapts.\n3. Cost: one is cheap. [1]"
     )
     first = next(i for i, u in enumerate(units) if u.number == "1.")
     assert _from_first_item(units, [first], passages) == [first]  # nothing before item 1, not the intro
