@@ -449,7 +449,8 @@ def _render(
                 gap = "" if not paragraph else ("\n" if after_item else "\n\n")
                 paragraph = paragraph.rstrip() + gap + f"{unit.number} {lines[0]} {marker}".rstrip()
             else:
-                paragraph += ("" if not paragraph or paragraph.endswith("\n") else " ") + f"{lines[0]} {marker}".rstrip()
+                space = "" if not paragraph or paragraph.endswith("\n") else " "
+                paragraph += space + f"{lines[0]} {marker}".rstrip()
                 if unit.code:
                     paragraph += f"\n\n{unit.code}\n\n"
         paragraphs.append(paragraph.strip())
