@@ -760,8 +760,14 @@ def corpus_files(settings: Settings) -> list[str]:
         return []
 
 
+def confirm_removal(name: str | None) -> None:
+    """Ask to confirm removing ``name`` (None: stop asking)."""
+    st.session_state.confirm_remove = name
+
+
 def remove_document(bot: Assistant, name: str) -> None:
     """Delete a document from the corpus folder and rebuild, so it stops being searchable."""
+    st.session_state.confirm_remove = None
     settings = bot.settings
     if name not in corpus_files(settings):
         st.session_state.remove_result = ("error", f"{name} is no longer in the corpus folder.")
@@ -787,16 +793,11 @@ def documents_panel(bot: Assistant) -> None:
         if confirm and confirm in names:
             st.warning(f"Remove **{safe_markdown(confirm)}** from the corpus folder? The file is deleted.")
             c1, c2 = st.columns(2)
-            if c1.button("Yes, remove it", key="remove-yes", type="primary"):
-                st.session_state.confirm_remove = None
-                remove_document(bot, confirm)
-                st.rerun()
-            if c2.button("Cancel", key="remove-no"):
-                st.session_state.confirm_remove = None
-                st.rerun()
-        elif st.button("Remove…", key="remove", disabled=name is None, icon=":material/delete:"):
-            st.session_state.confirm_remove = name
-            st.rerun()
+            c1.button("Yes, remove it", key="remove-yes", type="primary", on_click=remove_document, args=(bot, confirm))
+            c2.button("Cancel", key="remove-no", on_click=confirm_removal, args=(None,))
+        else:
+            st.button("Remove…", key="remove", disabled=name is None, icon=":material/delete:",
+                      on_click=confirm_removal, args=(name,))  # fmt: skip
     if result := st.session_state.pop("remove_result", None):
         (st.success if result[0] == "success" else st.error)(result[1])
 
@@ -823,6 +824,23 @@ def upload(bot: Assistant, settings: Settings) -> None:
             st.session_state.upload_result = ("error", f"Not added: {exc}")
 
 
+# The sidebar's buttons act in callbacks, which run before the page does: a click is not lost to a
+# rerun that cuts the page's run short (a question sent while it runs), as a button's return value can be.
+
+
+def rebuild_upload(bot: Assistant) -> None:
+    """Rebuild after an upload, so the new document is searched."""
+    st.session_state.upload_result = None
+    start_rebuild(bot, "upload")
+
+
+def clear_chat(settings: Settings, sid: str) -> None:
+    """Forget this session's conversation and guided dialog."""
+    st.session_state.messages = []
+    save_messages(settings, sid, [])
+    guide_sessions().pop(sid, None)
+
+
 def sidebar(bot: Assistant, settings: Settings, sid: str) -> None:
     """The index for users (documents, when built; details folded), rebuild, documents, the conversation."""
     with st.sidebar:
@@ -842,9 +860,8 @@ def sidebar(bot: Assistant, settings: Settings, sid: str) -> None:
             )
         job = current_job(settings)
         running = job is not None and job.finished is None
-        if st.button("Rebuild index", width="stretch", key="rebuild", icon=":material/refresh:", disabled=running):
-            start_rebuild(bot, "button")
-            st.rerun()
+        st.button("Rebuild index", width="stretch", key="rebuild", icon=":material/refresh:", disabled=running,
+                  on_click=start_rebuild, args=(bot, "button"))  # fmt: skip
         if running and st.session_state.get("watch_job") != job.id:
             st.session_state.watch_job = job.id  # started by another session: show its progress here too
         st.fragment(rebuild_panel, run_every=0.5 if running else None)(settings)
@@ -855,10 +872,10 @@ def sidebar(bot: Assistant, settings: Settings, sid: str) -> None:
         upload(bot, settings)
         if result := st.session_state.get("upload_result"):
             (st.success if result[0] == "success" else st.error)(result[1])
-            if result[0] == "success" and st.button("Rebuild now", key="rebuild-after-upload", type="primary"):
-                st.session_state.upload_result = None
-                start_rebuild(bot, "upload")
-                st.rerun()
+            if result[0] == "success":
+                st.button(
+                    "Rebuild now", key="rebuild-after-upload", type="primary", on_click=rebuild_upload, args=(bot,)
+                )
         documents_panel(bot)
         st.divider()
         st.subheader("Conversation")
@@ -867,11 +884,8 @@ def sidebar(bot: Assistant, settings: Settings, sid: str) -> None:
             mime="text/markdown", width="stretch", key="export", icon=":material/download:",
             disabled=not st.session_state.messages,
         )  # fmt: skip
-        if st.button("Clear chat", width="stretch", key="clear", icon=":material/delete_sweep:"):
-            st.session_state.messages = []
-            save_messages(settings, sid, [])
-            guide_sessions().pop(sid, None)
-            st.rerun()
+        st.button("Clear chat", width="stretch", key="clear", icon=":material/delete_sweep:",
+                  on_click=clear_chat, args=(settings, sid))  # fmt: skip
 
 
 # -- page ----------------------------------------------------------------------------------
