@@ -16,7 +16,7 @@ def _fmt(value: float | None, unit: str) -> str:
         return "—"
     if unit in ("chars", "chunks/s") or abs(value) >= 1000:
         return f"{value:,.0f}"
-    if unit in ("ms", "MiB"):
+    if unit in ("ms", "MiB", "texts"):
         return f"{value:,.1f}"
     if unit == "s":
         return f"{value:.2f}"
