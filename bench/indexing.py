@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant import Assistant, Settings
-from assistant.chunking import chunk_document, sentence_texts
+from assistant.chunking import chunk_document
 from assistant.corpus import load_corpus
 from assistant.embeddings import Embedder
+from assistant.ingest import chunk_to_node, sentence_nodes
 from bench.baseline import LlamaIndexDefault
 from bench.common import ROOT, Row, child_env
 
@@ -38,11 +39,14 @@ def throughput(corpus: Path, work: Path, embedder: Embedder, base_model: BaseEmb
     """A full build of ``corpus`` in chunks/s, beside raw `SentenceTransformer.encode` of the same texts.
 
     The model is loaded before either clock starts; the raw floor embeds exactly the texts the
-    build embeds: each chunk and each of its sentences (`chunking.sentence_texts`). How many
+    build embeds, made by the build's own functions: each chunk and each of its sentences
+    (`ingest.chunk_to_node`, `ingest.sentence_nodes`). How many
     texts that is per chunk is a row of its own (the default embeds one per chunk).
     """
-    chunks = [c for doc in load_corpus(corpus).documents for c in chunk_document(doc)]
-    texts = [c.embed_text for c in chunks] + [s for c in chunks for s in sentence_texts(c.text, c.section)]
+    from llama_index.core.schema import MetadataMode
+
+    nodes = [chunk_to_node(c) for doc in load_corpus(corpus).documents for c in chunk_document(doc)]
+    texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes + sentence_nodes(nodes)]
     raw_model = embedder.model._model
     raw_s, _ = _seconds(lambda: raw_model.encode(texts, batch_size=embedder.batch_size))
     settings = Settings(corpus_dir=corpus, index_dir=work / f"index-{label}")
@@ -51,7 +55,7 @@ def throughput(corpus: Path, work: Path, embedder: Embedder, base_model: BaseEmb
     embedded = embedder.texts_embedded - before
     assert embedded == len(texts), f"the build embedded {embedded} texts, the raw floor {len(texts)}"
     base_s, base = _seconds(lambda: LlamaIndexDefault.build(corpus, base_model))
-    n = len(chunks)
+    n = len(nodes)
     return [
         Row("indexing", f"full build, {label} ({n:,} chunks)", build_s, base_s, raw_s, "raw encode", "s"),
         Row(
