@@ -48,7 +48,7 @@ from .llm import (
 )
 from .profile import CorpusProfile
 from .refusal import Background, RefusalPolicy
-from .retrieval import HybridRetriever, Passage
+from .retrieval import HybridRetriever, Passage, merge_rankings
 from .tokens import TokenCounter, fit
 from .validation import Message, validate_history, validate_question
 
@@ -319,8 +319,8 @@ class AnswerEngine:
 
         Without history the question is searched as typed; when the corpus does not cover it as
         typed but it points at something it does not name ("Can I do both?"), it is searched
-        after the documents' titles and answered if they pull it no further than neutral words
-        would (`RefusalPolicy.implies_subject`). A follow-up is condensed by the LLM when there is
+        after the documents' titles too and, if they pull it no further than neutral words would
+        (`RefusalPolicy.implies_subject`), answered from both searches' passages. A follow-up is condensed by the LLM when there is
         one; otherwise it is searched as typed when it stands on its own and the corpus covers it,
         else together with the turns before it (`followup.context_of`).
         """
@@ -347,7 +347,11 @@ class AnswerEngine:
         if context is None and not answerable and not history:
             implied = self.about_the_corpus(question, retriever)
             if implied is not None:
-                return (*implied, True)
+                # Answered from both searches: the one after the titles finds what the question points
+                # at, the one as typed what it asks (dev, product: answer text 0.739 -> 0.765; the
+                # titles' search alone 0.739, the question's alone 0.757; test 0.652 -> 0.661; the
+                # other corpora unchanged, bench/blind). Sentences are scored against the question.
+                return query, vector, merge_rankings(passages, implied[2]), True
         if (
             context is None
             or not may_follow(question)

@@ -150,15 +150,15 @@ class HybridRetriever:
         except Exception as exc:
             raise StoreError(f"Searching the index failed: {exc}") from exc
         f = self.fusion
-        fused: dict[str, float] = {}
+        fused = reciprocal_rank(
+            [
+                (f.dense, [n.node_id for n, _ in dense]),
+                (f.sentence, by_sentence),
+                (f.keyword, [n.node_id for n, _ in keyword]),
+            ],
+            f.rank_offset,
+        )
         nodes: dict[str, TextNode] = {}
-        for weight, ranking in (
-            (f.dense, [n.node_id for n, _ in dense]),
-            (f.sentence, by_sentence),
-            (f.keyword, [n.node_id for n, _ in keyword]),
-        ):
-            for rank, node_id in enumerate(ranking):
-                fused[node_id] = fused.get(node_id, 0.0) + weight / (f.rank_offset + rank + 1)
         for node, _ in dense + keyword:
             nodes.setdefault(node.node_id, node)
         best = sorted(fused, key=lambda i: -fused[i])[:k]
@@ -227,6 +227,25 @@ class HybridRetriever:
             v = np.asarray(vector, dtype=np.float32)
             out.append((metadata_dict_to_node(dict(meta), text=text), float(v @ q / (np.linalg.norm(v) or 1.0))))
         return out
+
+
+def reciprocal_rank(rankings: Sequence[tuple[float, Sequence[str]]], rank_offset: int) -> dict[str, float]:
+    """Each id's weighted reciprocal-rank score, ``sum(w / (rank_offset + rank))`` over the rankings it is in."""
+    fused: dict[str, float] = {}
+    for weight, ranking in rankings:
+        for rank, key in enumerate(ranking):
+            fused[key] = fused.get(key, 0.0) + weight / (rank_offset + rank + 1)
+    return fused
+
+
+def merge_rankings(*rankings: Sequence[Passage], rank_offset: int = DEFAULT_FUSION.rank_offset) -> list[Passage]:
+    """Passages from several searches in one ranking (equal-weight reciprocal rank), as long as the longest."""
+    fused = reciprocal_rank([(1.0, [p.id for p in ranking]) for ranking in rankings], rank_offset)
+    by_id: dict[str, Passage] = {}
+    for ranking in rankings:
+        for p in ranking:
+            by_id.setdefault(p.id, p)
+    return [by_id[i] for i in sorted(fused, key=lambda i: -fused[i])][: max(map(len, rankings), default=0)]
 
 
 def _passage(node: TextNode, score: float, similarity: float) -> Passage:

@@ -15,7 +15,7 @@ from assistant import Assistant, Settings
 from assistant.embeddings import Embedder
 from assistant.errors import StoreError
 from assistant.ingest import Indexer
-from assistant.retrieval import HybridRetriever
+from assistant.retrieval import HybridRetriever, Passage, merge_rankings
 from assistant.store import Store
 
 
@@ -301,3 +301,18 @@ def test_threads_retrieving_at_once_each_get_their_own_similarities(bot: Assista
     for t in threads:
         t.join()
     assert all(results[i] == expected[q] for i, q in enumerate(questions))
+
+
+def _passage(pid: str, similarity: float = 0.5) -> Passage:
+    return Passage(pid, f"text {pid}", "a.md", "A", "", 0, 6, 0.0, similarity)
+
+
+def test_merge_rankings_puts_what_both_searches_found_first() -> None:
+    a, b, c, d = (_passage(x) for x in "abcd")
+    again = _passage("b", similarity=0.9)  # the same passage found by the second search
+
+    merged = merge_rankings([a, b, c], [again, d])
+
+    assert [p.id for p in merged] == ["b", "a", "d"]  # as long as the longest ranking
+    assert merged[0] is b  # the first search's copy, with its similarity
+    assert merge_rankings([], []) == []
