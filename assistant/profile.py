@@ -25,6 +25,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
+#: Names in code, which only a corpus that documents them writes: a dotted name ("st.cache_data",
+#: "secrets.toml"; each part two characters or more, so "e.g." is none), a command-line flag
+#: ("--keep-daily", "--server.port") and a snake_case name ("session_state"); a call's "()" is left off.
+_DOTTED = re.compile(r"(?<![\w.-])[a-z_]\w+(?:\.[a-z_]\w+)+", re.IGNORECASE)
+_FLAG = re.compile(r"(?<![\w-])--[a-z][\w.-]*\w", re.IGNORECASE)
+_SNAKE = re.compile(r"(?<![\w.-])[a-z]\w*_\w+", re.IGNORECASE)
 #: "X vs Y" in a title names two subjects (English; NLTK's stopwords lack it).
 _VERSUS = re.compile(r"vs|versus", re.IGNORECASE)
 
@@ -227,13 +233,39 @@ class CorpusProfile:
         return close[0] if close else None
 
     @cached_property
+    def _read(self) -> tuple[dict[str, str], _Names]:
+        """One pass over the passages' texts: `_spellings` and `_names`."""
+        counts: dict[str, Counter[str]] = {}
+        names = _Names()
+        for text in self.texts():
+            lower = text.lower()
+            for word in _TOKEN.findall(lower):
+                counts.setdefault(self._stem.stemWord(word), Counter())[word] += 1
+            names.add(lower)
+        return {term: words.most_common(1)[0][0] for term, words in counts.items()}, names
+
+    @property
     def _spellings(self) -> dict[str, str]:
         """Each stemmed term -> the word the corpus most often writes for it."""
-        counts: dict[str, Counter[str]] = {}
-        for text in self.texts():
-            for word in _TOKEN.findall(text.lower()):
-                counts.setdefault(self._stem.stemWord(word), Counter())[word] += 1
-        return {term: words.most_common(1)[0][0] for term, words in counts.items()}
+        return self._read[0]
+
+    @property
+    def _names(self) -> _Names:
+        """The names in code the corpus writes (`unknown_names`)."""
+        return self._read[1]
+
+    def unknown_names(self, text: str) -> tuple[str, ...]:
+        """The names in code in ``text`` that the corpus never writes, of a kind it does write.
+
+        "How do I set a TTL on st.cache_data?" asks a corpus that documents other ``st.`` names
+        about one it does not have: whatever its words share with the corpus, that is not
+        covered. A dotted name counts only when the corpus writes other names with its first part
+        ("ok.so" typed without a space is no name of this corpus's), a flag or a snake_case name
+        only when the corpus writes some.
+        """
+        if not any(c in text for c in "._-"):
+            return ()  # no name at all: the corpus's texts are not read
+        return self._names.unknown(text)
 
     def spelt(self, text: str) -> str:
         """``text`` with each typo of a corpus word (`known`) written as the corpus writes that word.
@@ -287,3 +319,34 @@ class CorpusProfile:
             total += weight
             covered += weight if known else 0.0
         return covered / total if total else 1.0
+
+
+class _Names:
+    """The names in code a corpus writes, by kind (see `_DOTTED`, `_FLAG`, `_SNAKE`)."""
+
+    def __init__(self) -> None:
+        self.dotted: set[str] = set()  # whole names, their parts and every dotted run of their parts
+        self.spaces: set[str] = set()  # first parts of dotted names: "st" for "st.rerun"
+        self.flags: set[str] = set()
+        self.snake: set[str] = set()
+
+    def add(self, text: str) -> None:
+        """Record the names of ``text`` (lowercase)."""
+        for name in _DOTTED.findall(text):
+            parts = name.split(".")
+            self.spaces.add(parts[0])
+            self.dotted.update(".".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1))
+        self.flags.update(_FLAG.findall(text))
+        # Any snake_case run, inside a dotted name too: "session_state" is written in "st.session_state".
+        self.snake.update(re.findall(r"[a-z]\w*_\w+", text))
+
+    def unknown(self, text: str) -> tuple[str, ...]:
+        """The names of ``text`` this corpus does not write, of kinds it does, as ``text`` writes them."""
+        out = [
+            n for n in _DOTTED.findall(text) if n.lower().split(".")[0] in self.spaces and n.lower() not in self.dotted
+        ]
+        if self.flags:
+            out += [f for f in _FLAG.findall(text) if f.lower() not in self.flags]
+        if self.snake:
+            out += [n for n in _SNAKE.findall(text) if n.lower() not in self.snake and n.lower() not in self.dotted]
+        return tuple(dict.fromkeys(out))

@@ -10,6 +10,10 @@ Two signals, both read off the corpus in use, so the decision carries to any cor
 - **coverage**: the IDF-weighted share of the words the user typed that the corpus uses
   (`CorpusProfile.coverage`). "fine-tune my guitar" names a word no passage uses; a generic
   "How long does each one take?" names none the corpus lacks but everyday English words.
+
+Before either is weighed, a question that names something in code the corpus never writes, of a
+kind it does write (`CorpusProfile.unknown_names`: "st.cache_data" among other "st." names), is
+not covered: `AnswerEngine` refuses it with the unsure reply and says which name is missing.
 """
 
 from __future__ import annotations

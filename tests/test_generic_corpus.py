@@ -367,3 +367,60 @@ def test_a_numbered_item_is_quoted_from_its_lists_first_item() -> None:
     )
     first = next(i for i, u in enumerate(units) if u.number == "1.")
     assert _from_first_item(units, [first], passages) == [first]  # nothing before item 1, not the intro
+
+
+CODE_DOCS = {
+    "state.md": """# Session state
+
+Streamlit keeps values across reruns in `st.session_state`, a dictionary-like object.
+Set a default once with `st.session_state.setdefault("count", 0)` and read it anywhere.
+Call `st.rerun()` to run the script again at once after you change a value.
+A widget's key, such as `key="name_input"`, stores its value under that key.
+""",
+    "cli.md": """# Running the app
+
+Start the app with `streamlit run app.py`. Pick another port with `--server.port 8502`,
+and keep the browser closed with `--server.headless true`.
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def code_docs(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[Assistant]:
+    corpus = tmp_path_factory.mktemp("code-docs")
+    for name, text in CODE_DOCS.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    yield Assistant.open(
+        Settings(corpus_dir=corpus, index_dir=tmp_path_factory.mktemp("code-index")), embedder=embedder
+    )
+
+
+def test_names_in_code_the_corpus_never_writes_are_found_by_kind() -> None:
+    texts = ["Use st.session_state, st.rerun() and forget --keep-daily 7 with cache_ttl set. See e.g. the FAQ."]
+    profile = CorpusProfile.from_passages([{"title": "Docs"}], {}, texts=lambda: texts)
+
+    assert profile.unknown_names("How do I use st.cache_data?") == ("st.cache_data",)
+    assert profile.unknown_names("And St.Connection or st.cache_data?") == ("St.Connection", "st.cache_data")
+    assert profile.unknown_names("what is in st.session_state and session_state") == ()  # a part of a name it writes
+    assert profile.unknown_names("does --keep-weekly work like --keep-daily") == ("--keep-weekly",)
+    assert profile.unknown_names("what does max_retries do") == ("max_retries",)
+    # Not names of a kind this corpus writes: no "ok." names, "e.g." is no name, no words at all.
+    assert profile.unknown_names("ok.so how do I rerun, e.g. after a click?") == ()
+    assert profile.unknown_names("What is a rerun?") == ()
+
+
+def test_a_corpus_without_names_in_code_judges_none() -> None:
+    profile = CorpusProfile.from_passages([{"title": "Leave"}], {}, texts=lambda: ["Staff get 25 days of leave."])
+
+    assert profile.unknown_names("can I run llama.cpp with --n-gpu-layers and max_tokens?") == ()
+
+
+def test_a_question_naming_what_the_corpus_never_writes_is_refused_and_told_why(code_docs: Assistant) -> None:
+    known = code_docs.ask("How do I keep a value across reruns with st.session_state?")
+    unknown = code_docs.ask("How do I keep a value across reruns with st.cache_data?")
+    flag = code_docs.ask("How do I pick the port with --server.address?")
+
+    assert known.answerable and "st.session_state" in known.text
+    assert not unknown.answerable and "They never mention `st.cache_data`." in unknown.text
+    assert not flag.answerable and "never mention `--server.address`" in flag.text
+    assert code_docs.ask("How do I change the port with --server.port?").answerable
