@@ -322,31 +322,45 @@ class CorpusProfile:
 
 
 class _Names:
-    """The names in code a corpus writes, by kind (see `_DOTTED`, `_FLAG`, `_SNAKE`)."""
+    """The names in code a corpus writes, by kind (see `_DOTTED`, `_FLAG`, `_SNAKE`).
+
+    Names are compared by their words, whatever joins them: "read_concurrency" is the name the
+    corpus writes as "--read-concurrency", "session_state" the one in "st.session_state".
+    """
 
     def __init__(self) -> None:
-        self.dotted: set[str] = set()  # whole names, their parts and every dotted run of their parts
         self.spaces: set[str] = set()  # first parts of dotted names: "st" for "st.rerun"
-        self.flags: set[str] = set()
-        self.snake: set[str] = set()
+        self.has_flags = False
+        self.has_snake = False
+        #: Every name's words (`_words_of`): whole names, their parts and every dotted run of their parts.
+        self.words: set[str] = set()
 
     def add(self, text: str) -> None:
         """Record the names of ``text`` (lowercase)."""
         for name in _DOTTED.findall(text):
             parts = name.split(".")
             self.spaces.add(parts[0])
-            self.dotted.update(".".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1))
-        self.flags.update(_FLAG.findall(text))
-        # Any snake_case run, inside a dotted name too: "session_state" is written in "st.session_state".
-        self.snake.update(re.findall(r"[a-z]\w*_\w+", text))
+            self.words.update(
+                _words_of(".".join(parts[i:j])) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)
+            )
+        flags = _FLAG.findall(text)
+        self.has_flags = self.has_flags or bool(flags)
+        self.words.update(map(_words_of, flags))
+        # Any snake_case run, inside a dotted name too.
+        snake = re.findall(r"[a-z]\w*_\w+", text)
+        self.has_snake = self.has_snake or bool(snake)
+        self.words.update(map(_words_of, snake))
 
     def unknown(self, text: str) -> tuple[str, ...]:
         """The names of ``text`` this corpus does not write, of kinds it does, as ``text`` writes them."""
-        out = [
-            n for n in _DOTTED.findall(text) if n.lower().split(".")[0] in self.spaces and n.lower() not in self.dotted
-        ]
-        if self.flags:
-            out += [f for f in _FLAG.findall(text) if f.lower() not in self.flags]
-        if self.snake:
-            out += [n for n in _SNAKE.findall(text) if n.lower() not in self.snake and n.lower() not in self.dotted]
-        return tuple(dict.fromkeys(out))
+        out = [n for n in _DOTTED.findall(text) if n.lower().split(".")[0] in self.spaces]
+        if self.has_flags:
+            out += _FLAG.findall(text)
+        if self.has_snake:
+            out += _SNAKE.findall(text)
+        return tuple(n for n in dict.fromkeys(out) if _words_of(n) not in self.words)
+
+
+def _words_of(name: str) -> str:
+    """A name's words, however joined: "--read-concurrency" and "read_concurrency" are "read concurrency"."""
+    return " ".join(re.split(r"[._-]+", name.lower().lstrip("-")))

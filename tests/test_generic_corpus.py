@@ -404,6 +404,7 @@ def test_names_in_code_the_corpus_never_writes_are_found_by_kind() -> None:
     assert profile.unknown_names("what is in st.session_state and session_state") == ()  # a part of a name it writes
     assert profile.unknown_names("does --keep-weekly work like --keep-daily") == ("--keep-weekly",)
     assert profile.unknown_names("what does max_retries do") == ("max_retries",)
+    assert profile.unknown_names("is keep_daily like cache-ttl") == ()  # the same words, joined otherwise
     # Not names of a kind this corpus writes: no "ok." names, "e.g." is no name, no words at all.
     assert profile.unknown_names("ok.so how do I rerun, e.g. after a click?") == ()
     assert profile.unknown_names("What is a rerun?") == ()
