@@ -332,9 +332,11 @@ class AnswerEngine:
         Without history the question is searched as typed; when the corpus does not cover it as
         typed but it points at something it does not name ("Can I do both?"), it is searched
         after the documents' titles too and, if they pull it no further than neutral words would
-        (`RefusalPolicy.implies_subject`), answered from both searches' passages. A follow-up is condensed by the LLM when there is
-        one; otherwise it is searched as typed when it stands on its own and the corpus covers it,
-        else together with the turns before it (`followup.context_of`).
+        (`RefusalPolicy.implies_subject`), answered from both searches' passages. A follow-up is
+        condensed by the LLM when there is one; otherwise it is searched as typed when it stands
+        on its own and the corpus covers it, else together with the turns before it
+        (`followup.context_of`). A question naming something in code the corpus never writes
+        (`CorpusProfile.unknown_names`) is not covered, whatever path it takes.
         """
         # One retriever for the whole question: a rebuild that lands meanwhile is seen by the next one.
         retriever, background = self._retriever(), self.background()

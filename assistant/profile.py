@@ -31,6 +31,8 @@ _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _DOTTED = re.compile(r"(?<![\w.-])[a-z_]\w+(?:\.[a-z_]\w+)+", re.IGNORECASE)
 _FLAG = re.compile(r"(?<![\w-])--[a-z][\w.-]*\w", re.IGNORECASE)
 _SNAKE = re.compile(r"(?<![\w.-])[a-z]\w*_\w+", re.IGNORECASE)
+#: Any snake_case run, inside a dotted name or a flag too: what tells that a corpus writes such names.
+_SNAKE_RUN = re.compile(r"[a-z]\w*_\w+", re.IGNORECASE)
 #: "X vs Y" in a title names two subjects (English; NLTK's stopwords lack it).
 _VERSUS = re.compile(r"vs|versus", re.IGNORECASE)
 
@@ -84,7 +86,8 @@ class CorpusProfile:
     questions: tuple[str, ...]  # FAQ questions (headings that end in "?"), in corpus order
     doc_freq: Mapping[str, int] = field(repr=False)  # stemmed term -> passages using it
     passages: int = 0
-    #: The passages' texts, read only when a typo needs the corpus's own spelling (`spelt`).
+    #: The passages' texts, read only when a typo needs the corpus's own spelling (`spelt`) or a
+    #: question names something in code (`unknown_names`).
     texts: Callable[[], Iterable[str]] = field(default=tuple, repr=False, compare=False)
 
     @classmethod
@@ -97,7 +100,7 @@ class CorpusProfile:
         """Build the profile from each passage's metadata and the keyword index's term counts.
 
         ``texts`` gives the passages' texts when called; it is called at most once, the first
-        time a question has a typo (`spelt`).
+        time a question has a typo (`spelt`) or names something in code (`unknown_names`).
         """
         titles: dict[str, None] = {}
         sections: Counter[str] = Counter()
@@ -263,8 +266,8 @@ class CorpusProfile:
         ("ok.so" typed without a space is no name of this corpus's), a flag or a snake_case name
         only when the corpus writes some.
         """
-        if not any(c in text for c in "._-"):
-            return ()  # no name at all: the corpus's texts are not read
+        if not any(pattern.search(text) for pattern in (_DOTTED, _FLAG, _SNAKE)):
+            return ()  # names nothing ("fine-tuning" is a word): the corpus's texts are not read
         return self._names.unknown(text)
 
     def spelt(self, text: str) -> str:
@@ -346,8 +349,7 @@ class _Names:
         flags = _FLAG.findall(text)
         self.has_flags = self.has_flags or bool(flags)
         self.words.update(map(_words_of, flags))
-        # Any snake_case run, inside a dotted name too.
-        snake = re.findall(r"[a-z]\w*_\w+", text)
+        snake = _SNAKE_RUN.findall(text)
         self.has_snake = self.has_snake or bool(snake)
         self.words.update(map(_words_of, snake))
 

@@ -410,6 +410,21 @@ def test_names_in_code_the_corpus_never_writes_are_found_by_kind() -> None:
     assert profile.unknown_names("What is a rerun?") == ()
 
 
+def test_a_question_naming_nothing_in_code_leaves_the_corpus_unread() -> None:
+    reads: list[int] = []
+
+    def texts() -> list[str]:
+        reads.append(1)
+        return ["Use st.session_state."]
+
+    profile = CorpusProfile.from_passages([{"title": "Docs"}], {}, texts=texts)
+
+    assert profile.unknown_names("Is fine-tuning worth it? e.g. for a bot") == ()
+    assert reads == []  # a hyphenated word or "e.g." is no name
+    assert profile.unknown_names("and st.cache_data?") == ("st.cache_data",)
+    assert profile.unknown_names("or st.rerun?") == ("st.rerun",) and reads == [1]  # read once
+
+
 def test_a_corpus_without_names_in_code_judges_none() -> None:
     profile = CorpusProfile.from_passages([{"title": "Leave"}], {}, texts=lambda: ["Staff get 25 days of leave."])
 
