@@ -92,3 +92,20 @@ def test_blind_figures_tell_an_unsure_refusal_from_not_covered() -> None:
     assert figures["answer-text hit"] == 1 / 3  # only an answered question counts
     assert figures["in-scope refused"] == 2 / 3
     assert figures["in-scope called not covered"] == 1 / 3
+
+
+def test_rankings_find_the_answering_passage_in_each_ranking_as_the_engine_returns_it(bot) -> None:
+    from bench.rankings import RANKINGS, hit_at, ranks
+
+    question = "What is LoRA?"
+    fragment = "Low-Rank Adaptation (LoRA)"
+    found = ranks(bot.retriever, bot.embedder, question, [fragment])
+    assert set(found) == set(RANKINGS)
+    assert all(rank is not None for rank in found.values())  # each ranking reaches it within DEPTH
+    top = bot.retrieve(question, k=3)
+    in_top = next(i for i, p in enumerate(top) if fragment in p.text)
+    assert found["fused"] == in_top  # the engine's own order
+    nowhere = ranks(bot.retriever, bot.embedder, question, ["a sentence no document holds"])
+    assert set(nowhere.values()) == {None}
+    assert hit_at([found, nowhere], "fused", 3) == 0.5
+    assert hit_at([], "fused", 3) == 0.0
