@@ -440,3 +440,30 @@ def test_a_question_naming_what_the_corpus_never_writes_is_refused_and_told_why(
     assert not unknown.answerable and "They never mention `st.cache_data`." in unknown.text
     assert not flag.answerable and "never mention `--server.address`" in flag.text
     assert code_docs.ask("How do I change the port with --server.port?").answerable
+
+
+def test_the_second_passage_is_quoted_when_its_best_sentence_is_near_the_best(embedder: Embedder) -> None:
+    leave = (
+        "Full-time employees get 25 days of annual leave a year. Leave is booked in the HR portal. "
+        "The leave year runs from January to December. Unused days lapse at the end of March."
+    )
+    part_time = "Part-time employees get a pro rata share of the annual leave allowance."
+    canteen = "The office canteen serves hot lunches from noon until two."
+    first = Passage("leave", leave, "handbook.md", "Handbook", "Annual leave", 0, len(leave), 1.0, 0.6)
+    near = Passage(
+        "part", part_time, "handbook.md", "Handbook", "Part-time work", 1000, 1000 + len(part_time), 0.9, 0.5
+    )
+    far = Passage("lunch", canteen, "handbook.md", "Handbook", "Canteen", 2000, 2000 + len(canteen), 0.9, 0.3)
+    question = "How much annual leave do part-time staff get?"
+    vector = embedder.embed_query(question)
+
+    def cited(cover_passages: int, passages: list[Passage]) -> list[str]:
+        # No margin and one unit at least: only the follow-on sentences and this rule add to the best.
+        composer = ExtractiveComposer(SentenceCache(embedder), cover_passages=cover_passages, min_units=1, margin=0.0)
+        answer, sources = composer.compose(question, vector, passages)
+        return [p.id for p in sources]
+
+    assert cited(0, [first, near]) == ["leave"]
+    assert cited(2, [first, near]) == ["leave", "part"]  # the default
+    assert cited(2, [first, far]) == ["leave"]  # a canteen sentence is no answer, whatever its rank
+    assert compose(embedder, question, [first, near])[0].count("Part-time employees get a pro rata share") == 1
