@@ -285,12 +285,22 @@ def run(
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.blind", description=__doc__.split("\n")[0])
+def add_set_options(parser: argparse.ArgumentParser) -> None:
+    """``--half`` and ``--corpus``, which pick the blind sets a command measures (see `chosen`)."""
     parser.add_argument("--half", choices=HALVES, action="append", help="which half (default: both)")
     parser.add_argument(
         "--corpus", choices=[c.name for c in CORPORA], action="append", help="which corpus (default: all)"
     )
+
+
+def chosen(args: argparse.Namespace) -> tuple[list[str], list[BlindCorpus]]:
+    """The halves and corpora picked by the options of `add_set_options`."""
+    return list(args.half or HALVES), [c for c in CORPORA if not args.corpus or c.name in args.corpus]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.blind", description=__doc__.split("\n")[0])
+    add_set_options(parser)
     parser.add_argument("--no-baseline", action="store_true", help="skip the LlamaIndex default")
     parser.add_argument("--show", action="store_true", help="list each dev miss (never the test half's)")
     parser.add_argument("--json", type=Path, help="write the rows here")
@@ -302,8 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from bench import report
 
-    corpora = [c for c in CORPORA if not args.corpus or c.name in args.corpus]
-    rows = run(args.half or HALVES, corpora, not args.no_baseline, print if args.show else None)
+    halves, corpora = chosen(args)
+    rows = run(halves, corpora, not args.no_baseline, print if args.show else None)
     print(report.table(rows))
     if args.json:
         args.json.write_text(json.dumps([r.to_dict() for r in rows], indent=2), encoding="utf-8")

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.blind import CORPORA, HALVES, BlindCorpus, half_of, holds
+from bench.blind import CORPORA, HALVES, BlindCorpus, add_set_options, chosen, half_of, holds
 
 RANKINGS = ("passages", "sentences", "keywords", "fused")
 CUTOFFS = (1, 3, 5, 10)
@@ -122,15 +122,11 @@ def table(figures: dict[str, dict[str, dict[str, float]]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.rankings", description=__doc__.split("\n")[0])
-    parser.add_argument("--half", choices=HALVES, action="append", help="which half (default: both)")
-    parser.add_argument(
-        "--corpus", choices=[c.name for c in CORPORA], action="append", help="which corpus (default: all)"
-    )
+    add_set_options(parser)
     parser.add_argument("--show", action="store_true", help="list each dev question's ranks (never the test half's)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
-    corpora = [c for c in CORPORA if not args.corpus or c.name in args.corpus]
-    figures = run(args.half or HALVES, corpora, print if args.show else None)
+    figures = run(*chosen(args), print if args.show else None)
     print(table(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
