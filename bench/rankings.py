@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from assistant.retrieval import CANDIDATES_PER_RESULT, MIN_CANDIDATES
 from bench.blind import CORPORA, HALVES, BlindCorpus, add_set_options, chosen, half_of, holds
 
 RANKINGS = ("passages", "sentences", "keywords", "fused")
@@ -37,11 +38,12 @@ def ranks(
     """The 0-based rank of the first passage holding one of ``fragments`` in each ranking, or None.
 
     The rankings are searched as `HybridRetriever.retrieve` searches them (the question's typos
-    mended first). The retriever reads deeper into each ranking the more passages it is asked for,
-    so "fused" is read from the shortest of its results, at each cutoff and then ``depth``, that
-    holds an answering passage, and is never put before the cutoff whose result held none. For
-    k = 1, 3 and 5 (read from the same candidates) hit@k is exactly whether ``retrieve(question, k)``
-    holds one, as `bench.blind` counts hit@3.
+    mended first). The retriever reads deeper into each ranking the more passages it is asked for
+    (`retrieval.MIN_CANDIDATES`, `retrieval.CANDIDATES_PER_RESULT`), so "fused" is read from one
+    search per depth it reads, asked for the largest cutoff reading that deep: the shallowest that
+    holds an answering passage gives its rank, never put before the cutoffs whose search held none.
+    For every cutoff of one depth, hit@k is then exactly whether ``retrieve(question, k)`` holds
+    one, as `bench.blind` counts hit@3.
     """
     vector = embedder.embed_query(retriever.profile.spelt(question))
     # Every passage, with its text: which of them answer the question.
@@ -57,8 +59,10 @@ def ranks(
         "keywords": first([node.node_id for node, _ in retriever.keyword(question, depth)]),
         "fused": None,
     }
-    shorter = 0  # the cutoff before: the shorter result held no answering passage
-    for k in (*CUTOFFS, depth):
+    # The largest cutoff reading each depth: its result starts with those of the smaller ones.
+    widest = {max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT): k for k in sorted((*CUTOFFS, depth))}
+    shorter = 0  # the largest cutoff searched before: its result held no answering passage
+    for k in widest.values():
         rank = first([p.id for p in retriever.retrieve(question, k, embedding=vector)])
         if rank is not None:
             found["fused"] = max(rank, shorter)
