@@ -460,7 +460,7 @@ def test_the_second_passage_is_quoted_when_its_best_sentence_is_near_the_best(em
     def cited(cover_passages: int, passages: list[Passage]) -> list[str]:
         # No margin and one unit at least: only the follow-on sentences and this rule add to the best.
         composer = ExtractiveComposer(SentenceCache(embedder), cover_passages=cover_passages, min_units=1, margin=0.0)
-        answer, sources = composer.compose(question, vector, passages)
+        _, sources = composer.compose(question, vector, passages)
         return [p.id for p in sources]
 
     assert cited(0, [first, near]) == ["leave"]
