@@ -162,12 +162,12 @@ def test_a_line_break_inside_a_paragraph_is_a_space() -> None:
 
 
 def test_answers_open_with_a_sentence_and_keep_lists(bot: Assistant) -> None:
-    for question in ("what are the key differences?", "What resources does fine-tuning need?", "What is LoRA?"):
+    for question in ("what are the key differences?", "What infrastructure does fine-tuning need?", "What is LoRA?"):
         answer = bot.ask(question)
         first = answer.text.split("\n")[0]
         # never a fragment (a numbered item's marker comes after the list's last item)
         assert re.search(r"[.!?:…’”\")] \[\d+\]", first) or re.search(r"^\d+\. .*[.!?:]$|:$", first), first
-    resources = bot.ask("What resources does fine-tuning need?").text
+    resources = bot.ask("What infrastructure does fine-tuning need?").text
     assert "\n- High-performance computing infrastructure" in resources  # the list stays a list
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from assistant import Assistant, Settings
 from assistant.embeddings import Embedder
 from assistant.errors import StoreError
 from assistant.ingest import Indexer
-from assistant.retrieval import HybridRetriever, Passage, merge_rankings
+from assistant.retrieval import DEFAULT_FUSION, Fusion, HybridRetriever, Passage, merge_rankings
 from assistant.store import Store
 
 
@@ -316,3 +317,25 @@ def test_merge_rankings_puts_what_both_searches_found_first() -> None:
     assert [p.id for p in merged] == ["b", "a", "d"]  # as long as the longest ranking
     assert merged[0] is b  # the first search's copy, with its similarity
     assert merge_rankings([], []) == []
+
+
+def test_keyword_hits_on_words_every_passage_holds_are_left_out(settings: Settings, embedder: Embedder) -> None:
+    # Every section says "garden"; one also says "compost". Matches on "garden" alone score next to
+    # nothing (the word's IDF is ~0), and their order would only add noise to the fusion.
+    chores = ["Water", "Weed", "Mow", "Prune", "Rake", "Sweep", "Mulch", "Edge", "Feed", "Net", "Stake"]
+    sections = ["## Compost\n\nThe garden compost heap takes kitchen scraps and leaves."] + [
+        f"## {chore}\n\n{chore} the garden on {day}s." for chore, day in zip(chores, ["Mon", "Tues", "Wednes"] * 4)
+    ]
+    settings.corpus_dir.mkdir()
+    (settings.corpus_dir / "garden.md").write_text("# Garden notes\n\n" + "\n\n".join(sections) + "\n")
+    Assistant.open(settings, embedder=embedder)
+    store = Store.from_settings(settings)
+    manifest = store.read_manifest()
+    assert manifest is not None and manifest.chunks == len(sections)
+
+    def keyword(fusion: Fusion) -> list[str]:
+        hits = HybridRetriever(embedder, store, manifest, fusion=fusion).keyword("garden compost", 20)
+        return [node.get_content() for node, _ in hits]
+
+    assert keyword(DEFAULT_FUSION) == ["The garden compost heap takes kitchen scraps and leaves."]
+    assert len(keyword(replace(DEFAULT_FUSION, keyword_floor=0.0))) == len(sections)  # as before the floor
