@@ -8,9 +8,9 @@ the other three; ``streamlit_sources.md``). Each corpus has in-scope questions l
 verbatim fragments that answer them, off-topic questions, and follow-up dialogs. The product corpus
 has a second set, ``product2`` (files ``main2_*``), written and labelled by two new helpers from the
 same outline once every weight in `assistant/` had been chosen: its first figures were a held-out
-check of the engine as it stood. Every set is
-split once into a dev half and a test half (`split.json`, made by `make_split` with a fixed seed);
-tuning looks at dev only, and the headline figures are the test half's.
+check of the engine as it stood. Every set is split once into a dev half and a test half
+(`split.json`, made by `make_split` with a fixed seed); tuning looks at dev only, and the headline
+figures are the test half's.
 
 Example usage:
 
