@@ -1,7 +1,7 @@
 """The refusal trade-off: in-scope questions refused against off-topic questions answered.
 
 Sweeps `RefusalPolicy.margin` (the bar for questions that name words the corpus does not use) with
-the other values as shipped, on both halves of both blind sets, and plots the curves to
+the other values as shipped, on both halves of every blind set, and plots the curves to
 `bench/blind/refusal_curve.png`. The shipped point is marked. Only aggregate figures are printed.
 
 Example usage:
