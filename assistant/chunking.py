@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .corpus import SourceDocument
-from .markup import FENCE, HEADING, LIST_ITEM, fence_after, leads_in, opens_code, setext_level
+from .markup import FENCE, HEADING, LIST_ITEM, fence_after, is_table_row, leads_in, opens_code, setext_level, tables
 
 #: A paragraph or list longer than this is split into sentence or item windows.
 MAX_CHUNK_CHARS = 640
@@ -53,16 +53,21 @@ MIN_SENTENCE_WORDS = 3
 
 
 def sentence_texts(text: str, section: str) -> list[str]:
-    """The texts embedded for a passage's sentences: each sentence after its nearest heading.
+    """The texts embedded for a passage's sentences: each sentence after its nearest heading, a
+    table row as its cells after their columns' names ("Plan: Pro; Price: $12").
 
     A passage's vector blurs several points together; a question about one of them is often
     nearer to the sentence that makes it. Retrieval ranks passages by their best sentence too
     (`HybridRetriever.sentences`).
     """
     heading = section.split(" > ")[-1].strip() if section else ""
+    in_tables = tables(text)
     out = []
     for start, end in sentence_spans(text):
-        sentence = " ".join(text[start:end].split())
+        table = next((t for t in in_tables if t.holds(start)), None)
+        if table is not None and not table.row_of(start):
+            continue  # the header or delimiter row: the names go with every row below them
+        sentence = table.words(text[start:end]) if table else " ".join(text[start:end].split())
         if len(sentence.split()) >= MIN_SENTENCE_WORDS:
             out.append(f"{heading}: {sentence}" if heading else sentence)
     return out
@@ -254,14 +259,15 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
 
     A line break inside a paragraph is a space, not a sentence end (hard-wrapped Markdown and
     text). A list item, a heading, a table row and a blank line start a new block, and a
-    sentence never runs across blocks, so list items count as sentences of their own.
+    sentence never runs across blocks, so list items count as sentences of their own, and so
+    does each table row, whole.
     """
     end = len(text) if end is None else end
     spans: list[tuple[int, int]] = []
     for block_start, block_end in _blocks(text, start, end):
         cursor = block_start
-        if opens_code(text, block_start):
-            spans.append((block_start, block_end))  # fenced code: one unit, never split
+        if opens_code(text, block_start) or is_table_row(text[block_start:block_end]):
+            spans.append((block_start, block_end))  # fenced code or a table row: one unit, never split
             continue
         for match in _SENTENCE_END.finditer(text, block_start, block_end):
             if _ABBREVIATIONS.search(text, max(block_start, match.start() - 8), match.start()):

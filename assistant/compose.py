@@ -11,7 +11,7 @@ import numpy as np
 
 from .chunking import sentence_spans
 from .embeddings import Embedder
-from .markup import LIST_ITEM, leads_in, opens_code
+from .markup import LIST_ITEM, Table, leads_in, opens_code, tables
 from .profile import CorpusProfile
 from .retrieval import Passage
 
@@ -44,10 +44,14 @@ class _Unit:
     is_list: bool
     code: str = ""  # a fenced code block the lead-in introduces, verbatim
     number: str = ""  # "3." when the sentence opens item 3 of a numbered list
+    table: Table | None = None  # the table whose body row this is, with its header
 
     @property
     def text(self) -> str:
-        """The words scored and compared (a code block counts by the sentence that introduces it)."""
+        """The words scored and compared (a code block counts by the sentence that introduces it, a
+        table row by its cells after their columns' names)."""
+        if self.table is not None:
+            return self.table.words(self.lines[0])
         return " ".join(" ".join(line.split()) for line in self.lines)
 
     @property
@@ -57,6 +61,8 @@ class _Unit:
         text that says nothing of its own."""
         if self.is_list:
             return all(_LINK_ONLY.match(line.strip()) for line in self.lines)
+        if self.table is not None:
+            return False  # a row says what its cells say, under its columns' names
         if leads_in(self.lines[-1]) and not self.code:
             return True  # introduces a list or code block its passage cut off: "… → Sidebar:"
         return not _TERMINAL.search(self.lines[-1].rstrip())
@@ -109,6 +115,8 @@ class ExtractiveComposer:
     - prose that is not a sentence (a fragment) is never quoted while a sentence is available;
     - a sentence that opens with a pronoun ("It reduces ...") brings the sentence before it;
     - a list travels whole, as a list;
+    - a table row is scored by its cells under their columns' names and quoted under its table's
+      header, only when it scores near the best (a row of figures pads no answer);
     - the best sentence of each of the first ``cover_passages`` passages is quoted, if it is near
       enough the best (``cover_margin``);
     - a question about two sides ("X vs Y", "X or Y") gets a sentence about each side alone (a
@@ -244,6 +252,8 @@ class ExtractiveComposer:
                 break
             if units[i].is_fragment and not units[best].is_fragment:
                 continue  # not even to reach min_units: a heading line is no answer
+            if units[i].table is not None and scores[i] < scores[best] - self.margin:
+                continue  # nor a table row far from the best: rows of figures pad an answer, they do not lead it
             if repeats(i):
                 continue
             chosen.append(i)
@@ -381,13 +391,23 @@ def _same_words(a: _Unit, b: _Unit, passages: list[Passage]) -> bool:
 
 
 def _units(index: int, passage: Passage) -> list[_Unit]:
-    """Split a passage into quotable units; a line ending in ':' keeps the list items after it."""
+    """Split a passage into quotable units; a line ending in ':' keeps the list items after it, and
+    a table's body rows are units of their own (its header and delimiter rows are none)."""
     raw: list[tuple[int, int, bool]] = []  # relative start, end, is list item
     code: dict[int, tuple[int, str]] = {}  # index in raw of a lead-in -> end and text of its code block
     last_end = -1  # where the span before this one ended (a lead-in must come right before its code)
     numbers: dict[int, str] = {}  # index in raw of a sentence that opens a numbered item -> "3."
+    in_tables = tables(passage.text)
+    rows: dict[int, Table] = {}  # index in raw of a table's body row -> its table
     for a, b in sentence_spans(passage.text):
         piece = passage.text[a:b]
+        table = next((t for t in in_tables if t.holds(a)), None)
+        if table is not None:
+            if table.row_of(a):  # a body row is quoted under its header; the header alone is no answer
+                rows[len(raw)] = table
+                raw.append((a, b, False))
+            last_end = b
+            continue
         if _NUMBER_ONLY.match(piece.strip()):
             if a == passage.text.rfind("\n", 0, a) + 1:  # "3." split off the item it numbers
                 numbers[len(raw)] = piece.strip()
@@ -434,9 +454,26 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
             i = j
             continue
         end, block = code.get(i, (b, ""))
-        units.append(_Unit(index, passage.start + a, passage.start + end, (text,), False, block, numbers.get(i, "")))
+        units.append(
+            _Unit(index, passage.start + a, passage.start + end, (text,), False, block, numbers.get(i, ""), rows.get(i))
+        )
         i += 1
     return units
+
+
+def _cited_row(row: str, marker: str) -> str:
+    """A table row with ``marker`` in its last cell, where a table shows it ("| Pro | $12 [1] |")."""
+    if not marker:
+        return row
+    if row.endswith("|") and not row.endswith("\\|"):
+        return f"{row[:-1].rstrip()} {marker} |"
+    return f"{row} {marker}"
+
+
+def _ends_in_table(paragraph: str) -> bool:
+    """Whether the last line of ``paragraph`` is a table row."""
+    lines = paragraph.rstrip().rsplit("\n", 1)
+    return lines[-1].lstrip().startswith("|")
 
 
 def _render(
@@ -474,7 +511,19 @@ def _render(
                     lines = lines[1:]
                 items = [f"- {item}" for item in lines]
                 items[-1] += f" {marker}"
-                paragraph = paragraph.rstrip() + ("\n" if paragraph else "") + "\n".join(items) + "\n"
+                gap = "" if not paragraph else ("\n\n" if _ends_in_table(paragraph) else "\n")
+                paragraph = paragraph.rstrip() + gap + "\n".join(items) + "\n"
+            elif unit.table is not None:  # a row stays a row, under its table's header
+                table = unit.table
+                more = k + 1 < len(run) and units[run[k + 1]].table == table
+                row = lines[0] if more else _cited_row(lines[0], marker)
+                if k > 0 and units[run[k - 1]].table == table:
+                    paragraph = paragraph.rstrip() + "\n" + row
+                else:
+                    gap = "\n\n" if paragraph.strip() else ""
+                    paragraph = paragraph.rstrip() + gap + f"{table.header}\n{table.delimiter}\n{row}"
+                if not more:
+                    paragraph += "\n\n"  # what follows a table starts a block of its own
             elif unit.number:  # a numbered item stays one, on a line of its own
                 after_item = bool(re.search(r"(?m)^\d+[.)] [^\n]*$", paragraph.rstrip().rsplit("\n\n", 1)[-1]))
                 gap = "" if not paragraph else ("\n" if after_item else "\n\n")

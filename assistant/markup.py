@@ -1,15 +1,17 @@
 """Markdown's block structure, as much of it as the corpus reader and the chunker need (CommonMark).
 
 Headings (``# Title`` and setext, a line underlined with ``===`` or ``---``), list items, lines
-that introduce them and fenced code blocks. `corpus` (a document's title), `chunking` (its
-sections and blocks) and `compose` (what a quote may hold) all read them here, so they never
-disagree about what a heading or a list's lead-in is.
+that introduce them, fenced code blocks and tables (GFM, rows written between pipes). `corpus` (a
+document's title), `chunking` (its sections, blocks and sentence texts) and `compose` (what a quote
+may hold) all read them here, so they never disagree about what a heading or a list's lead-in is.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import zip_longest
 
 HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
@@ -71,3 +73,76 @@ def headings(lines: Sequence[str]) -> Iterator[tuple[int, int, str]]:
 def first_heading(body: str) -> str | None:
     """The name of the first level-1 heading in a Markdown body, or None."""
     return next((name for _, level, name in headings(body.splitlines()) if level == 1), None)
+
+
+# -- tables ---------------------------------------------------------------------------------
+
+#: A table's delimiter row, under its header row: "|---|:---:|".
+_TABLE_DELIMITER = re.compile(r"^\s*\|\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*$")
+#: A pipe that separates two cells (one written "\|" is part of a cell).
+_CELL_SEPARATOR = re.compile(r"(?<!\\)\|")
+
+
+def is_table_row(line: str) -> bool:
+    """Whether a line is a table row as this reader knows tables: written between pipes ("| a | b |")."""
+    return line.lstrip().startswith("|")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of a text: its header and delimiter rows verbatim, and where each body row lies."""
+
+    header: str
+    delimiter: str
+    start: int  # the header row's offset in the text
+    end: int  # where the last row ends
+    rows: tuple[tuple[int, int], ...]  # each body row's (start, end) in the text, in order
+
+    def holds(self, start: int) -> bool:
+        """Whether a row of this table, its header and delimiter rows included, starts at ``start``."""
+        return self.start <= start < self.end
+
+    def row_of(self, start: int) -> bool:
+        """Whether a body row of this table starts at ``start``."""
+        return any(a == start for a, _ in self.rows)
+
+    def words(self, row: str) -> str:
+        """A body row as words: each cell after its column's name ("Plan: Pro; Price: $12")."""
+        names, cells = table_cells(self.header), table_cells(row)
+        return "; ".join(f"{n}: {c}" if n else c for n, c in zip_longest(names, cells, fillvalue="") if c)
+
+
+def table_cells(row: str) -> list[str]:
+    """The cells of a table row, outer pipes dropped ("| a | b \\| c |" gives "a" and "b | c")."""
+    body = row.strip()
+    body = body[1:] if body.startswith("|") else body
+    body = body[:-1] if body.endswith("|") and not body.endswith("\\|") else body
+    return [cell.strip().replace("\\|", "|") for cell in _CELL_SEPARATOR.split(body)]
+
+
+def tables(text: str) -> list[Table]:
+    """The tables of ``text`` whose header row it holds: a row, a delimiter row, then body rows.
+
+    Rows of a table whose header lies outside ``text`` (a passage that starts in a long table's
+    middle) belong to none: without their columns' names they say little.
+    """
+    lines: list[tuple[int, int]] = []  # (start, end) of each line, without its line break
+    offset = 0
+    for line in text.split("\n"):
+        lines.append((offset, offset + len(line.rstrip("\r"))))
+        offset += len(line) + 1
+    found: list[Table] = []
+    i = 0
+    while i + 1 < len(lines):
+        (a, b), (c, d) = lines[i], lines[i + 1]
+        if not (is_table_row(text[a:b]) and _TABLE_DELIMITER.match(text[c:d])):
+            i += 1
+            continue
+        j = i + 2
+        while j < len(lines) and is_table_row(text[lines[j][0] : lines[j][1]]):
+            j += 1
+        rows = tuple((x + len(text[x:y]) - len(text[x:y].lstrip()), y) for x, y in lines[i + 2 : j])
+        start = a + len(text[a:b]) - len(text[a:b].lstrip())
+        found.append(Table(text[a:b].strip(), text[c:d].strip(), start, lines[j - 1][1], rows))
+        i = j
+    return found

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from assistant.chunking import MAX_CHUNK_CHARS, chunk_document, sentence_spans
+from assistant.chunking import MAX_CHUNK_CHARS, chunk_document, sentence_spans, sentence_texts
 from assistant.corpus import load_corpus
+from assistant.markup import table_cells, tables
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -141,3 +142,31 @@ def test_a_list_stays_with_its_lead_in_line_even_in_bold(tmp_path: Path) -> None
 
     assert chunks[0] == para  # the lead-in is not left behind at the end of the paragraph
     assert chunks[1].startswith("**Many pages → Sidebar:**\n- Group the pages under heading 0")
+
+
+PRICES = (
+    "There are three plans.\n\n"
+    "| Plan | Price per month | Notes |\n"
+    "| --- | ---: | --- |\n"
+    "| Free | $0 | For trying it out. Limited to one user. |\n"
+    "| Pro | $12 | Billed yearly \\| or monthly. |\n"
+    "\nAll plans include TLS."
+)
+
+
+def test_a_table_row_is_one_sentence_embedded_under_its_columns_names() -> None:
+    spans = [PRICES[s:e] for s, e in sentence_spans(PRICES)]
+    assert "| Free | $0 | For trying it out. Limited to one user. |" in spans  # never split at its full stop
+
+    assert sentence_texts(PRICES, "Plans > Pricing") == [
+        "Pricing: There are three plans.",
+        "Pricing: Plan: Free; Price per month: $0; Notes: For trying it out. Limited to one user.",
+        "Pricing: Plan: Pro; Price per month: $12; Notes: Billed yearly | or monthly.",  # "\|" is in its cell
+        "Pricing: All plans include TLS.",
+    ]  # the header and delimiter rows are not sentences of their own
+
+
+def test_rows_whose_header_the_passage_lacks_belong_to_no_table() -> None:
+    text = "| Pro | $12 | yearly |\n| Team | $40 | monthly |"  # a passage cut from a long table's middle
+    assert tables(text) == []
+    assert table_cells("| a | b \\| c |") == ["a", "b | c"]

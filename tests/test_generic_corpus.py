@@ -467,3 +467,46 @@ def test_the_second_passage_is_quoted_when_its_best_sentence_is_near_the_best(em
     assert cited(2, [first, near]) == ["leave", "part"]  # the default
     assert cited(2, [first, far]) == ["leave"]  # a canteen sentence is no answer, whatever its rank
     assert compose(embedder, question, [first, near])[0].count("Part-time employees get a pro rata share") == 1
+
+
+PLANS = (
+    "Acme Cloud offers three plans, billed monthly.\n\n| Plan | Price per month | Storage |\n|---|---|---|\n"
+    "| Free | $0 | 5 GB |\n| Pro | $12 | 100 GB |\n| Team | $40 | 1 TB |\n\n"
+    "Every plan includes TLS encryption at no extra cost."
+)
+
+
+def test_a_table_row_is_quoted_under_its_header_with_the_marker_in_its_last_cell(embedder: Embedder) -> None:
+    passage = Passage("id", PLANS, "pricing.md", "Pricing", "Plans", 0, len(PLANS), 1.0, 0.6)
+
+    answer, cited = compose(embedder, "How much storage does the Team plan include?", [passage])
+
+    header = "| Plan | Price per month | Storage |\n|---|---|---|\n"
+    assert f"{header}| Team | $40 | 1 TB [1] |\n\n" in answer  # a table, then a blank line: the table ends
+    assert answer.count(header) == 1 and cited == [passage]
+    table = answer.split(header)[1].split("\n\n")[0].splitlines()
+    assert all(row.startswith("| ") and row.endswith(" |") for row in table)  # nothing but rows in it
+
+
+def test_a_table_row_never_pads_an_answer_it_does_not_answer(embedder: Embedder) -> None:
+    passage = Passage("id", PLANS, "pricing.md", "Pricing", "Plans", 0, len(PLANS), 1.0, 0.6)
+
+    answer, _ = compose(embedder, "Is encryption included?", [passage])
+
+    assert "Every plan includes TLS encryption at no extra cost. [1]" in answer
+    assert "|" not in answer  # before tables were read, a row was no quote; now it is one only when it answers
+
+
+def test_a_table_in_the_corpus_is_searched_and_quoted_by_its_rows(tmp_path: Path, embedder: Embedder) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "pricing.md").write_text(f"# Pricing\n\n## Plans\n\n{PLANS}\n", encoding="utf-8")
+    (corpus / "support.txt").write_text(
+        "Support\n\nOur support team answers tickets from 9am to 5pm CET,\nMonday to Friday.\n", encoding="utf-8"
+    )
+    bot = Assistant.open(Settings(corpus_dir=corpus, index_dir=tmp_path / "index"), embedder=embedder)
+
+    answer = bot.ask("how much storage do i get on the team plan")
+
+    assert answer.answerable and answer.citations[0].source == "pricing.md"
+    assert "|---|---|---|\n" in answer.text and "| Team | $40 | 1 TB" in answer.text
