@@ -189,7 +189,9 @@ class CorpusProfile:
         for heading in self.headings:
             if len(picks) >= n:
                 break
-            picks.append(f"What do the documents say about {heading[:1].lower() + heading[1:]}?")
+            # "Core hours" reads "core hours" mid-sentence; "API keys" and "CORE HOURS" keep their capitals.
+            name = heading[:1].lower() + heading[1:] if heading[1:2].islower() else heading
+            picks.append(f"What do the documents say about {name}?")
         return tuple(picks)
 
     # -- weighing words ---------------------------------------------------------------------

@@ -97,6 +97,18 @@ def test_a_subject_name_completes_a_phrase_and_never_prefixes_it() -> None:
     assert profile.subject_name("parental") == "Parental Leave"
 
 
+def test_example_questions_keep_a_headings_capitals_where_it_opens_with_them() -> None:
+    profile = CorpusProfile(
+        titles=("Acme API",), headings=("Rate limits", "API keys", "CORE HOURS"), questions=(), doc_freq={}
+    )
+
+    assert profile.examples() == (
+        "What do the documents say about rate limits?",
+        "What do the documents say about API keys?",  # not "aPI keys"
+        "What do the documents say about CORE HOURS?",
+    )
+
+
 def test_everyday_words_the_corpus_does_not_use_say_nothing_against_coverage(handbook: Assistant) -> None:
     profile = handbook.retriever.profile
     unused = ("really", "big", "thing", "sure")  # everyday English words the handbook never uses
