@@ -40,6 +40,9 @@ class Chunk:
     text: str
     start: int
     end: int
+    #: The header and delimiter rows of the table the chunk starts inside (a long table cut into
+    #: several chunks), so its rows keep their columns' names; "" for every other chunk.
+    table_header: str = ""
 
     @property
     def embed_text(self) -> str:
@@ -52,16 +55,17 @@ class Chunk:
 MIN_SENTENCE_WORDS = 3
 
 
-def sentence_texts(text: str, section: str) -> list[str]:
+def sentence_texts(text: str, section: str, table_header: str = "") -> list[str]:
     """The texts embedded for a passage's sentences: each sentence after its nearest heading, a
-    table row as its cells after their columns' names ("Plan: Pro; Price: $12").
+    table row as its cells after their columns' names ("Plan: Pro; Price: $12"), the names read
+    from ``table_header`` for the rows of a table the passage starts inside (`Chunk.table_header`).
 
     A passage's vector blurs several points together; a question about one of them is often
     nearer to the sentence that makes it. Retrieval ranks passages by their best sentence too
     (`HybridRetriever.sentences`).
     """
     heading = section.split(" > ")[-1].strip() if section else ""
-    in_tables = tables(text)
+    in_tables = tables(text, table_header)
     out = []
     for start, end in sentence_spans(text):
         table = next((t for t in in_tables if t.holds(start)), None)
@@ -84,9 +88,11 @@ def chunk_document(doc: SourceDocument) -> list[Chunk]:
     """Split one document into chunks, in document order."""
     chunks: list[Chunk] = []
     seen: dict[str, int] = {}
+    in_tables = tables(doc.text)
     for section, spans in _sections(doc):
         for start, end in _pack(doc.text, spans, keep_whole=doc.kind == "faq"):
             text = doc.text[start:end]
+            cut = next((t for t in in_tables if t.row_of(start) and start > t.rows[0][0]), None)
             # The same text twice in one file gets a different id for its second copy.
             key = f"{doc.source}\x00{section}\x00{text}"
             seen[key] = seen.get(key, 0) + 1
@@ -101,6 +107,7 @@ def chunk_document(doc: SourceDocument) -> list[Chunk]:
                     text=text,
                     start=start,
                     end=end,
+                    table_header=f"{cut.header}\n{cut.delimiter}" if cut else "",
                 )
             )
     return chunks

@@ -206,8 +206,8 @@ class ExtractiveComposer:
         chosen: list[int] = [best] + [
             j
             for j in range(best + 1, min(best + 1 + self.follow, len(units)))
-            if units[j].passage == units[best].passage and not units[j].is_fragment
-        ]
+            if units[j].passage == units[best].passage and not units[j].is_fragment and units[j].table is None
+        ]  # the rows after a row are other rows, not its detail
         sides = _sides(question, stems)
         section_terms = [stems.terms(p.heading or p.title) for p in passages]
 
@@ -397,7 +397,7 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
     code: dict[int, tuple[int, str]] = {}  # index in raw of a lead-in -> end and text of its code block
     last_end = -1  # where the span before this one ended (a lead-in must come right before its code)
     numbers: dict[int, str] = {}  # index in raw of a sentence that opens a numbered item -> "3."
-    in_tables = tables(passage.text)
+    in_tables = tables(passage.text, passage.table_header)
     rows: dict[int, Table] = {}  # index in raw of a table's body row -> its table
     for a, b in sentence_spans(passage.text):
         piece = passage.text[a:b]

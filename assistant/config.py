@@ -21,7 +21,8 @@ DIST_NAME = "askdocs-cited"
 #: them (6: sentence vectors; 7: fenced code is one block, a sentence may open with inline code;
 #: 8: a "# comment" in code is no document title; 9: a list stays with a lead-in line ending in a
 #: colon inside emphasis, "**Sidebar:**"; 10: a table row is one sentence, embedded as its cells
-#: after their columns' names); forces a full rebuild.
+#: after their columns' names, and a chunk cut from a long table keeps its header); forces a full
+#: rebuild.
 CHUNKER_VERSION = "10"
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"

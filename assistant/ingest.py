@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Metadata keys that are shown to the embedder and BM25 along with a chunk's text.
-EMBED_METADATA_KEYS = ("title", "section")
+EMBED_METADATA_KEYS = ("title", "section", "table_header")
 
 #: Chunks embedded per group: each finished group is written to Chroma while the next one embeds.
 WRITE_GROUP = 256
@@ -176,6 +176,8 @@ def chunk_to_node(chunk: Chunk, embedding: Vector | None = None) -> TextNode:
         "start": chunk.start,
         "end": chunk.end,
     }
+    if chunk.table_header:  # only where there is one: an empty value would change every chunk's embedded text
+        metadata["table_header"] = chunk.table_header
     return TextNode(
         id_=chunk.id,
         text=chunk.text,
@@ -199,7 +201,8 @@ def sentence_nodes(chunks: Sequence[TextNode]) -> list[TextNode]:
 
     out = []
     for chunk in chunks:
-        texts = sentence_texts(chunk.get_content(), str(chunk.metadata.get("section", "")))
+        meta = chunk.metadata
+        texts = sentence_texts(chunk.get_content(), str(meta.get("section", "")), str(meta.get("table_header", "")))
         for i, text in enumerate(texts):
             key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
             out.append(

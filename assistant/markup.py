@@ -120,11 +120,17 @@ def table_cells(row: str) -> list[str]:
     return [cell.strip().replace("\\|", "|") for cell in _CELL_SEPARATOR.split(body)]
 
 
-def tables(text: str) -> list[Table]:
-    """The tables of ``text`` whose header row it holds: a row, a delimiter row, then body rows.
+def tables(text: str, continued: str = "") -> list[Table]:
+    """The tables of ``text``: a header row, a delimiter row, then body rows.
 
-    Rows of a table whose header lies outside ``text`` (a passage that starts in a long table's
-    middle) belong to none: without their columns' names they say little.
+    Args:
+        text: The text, a whole file or a passage of one.
+        continued: The header and delimiter rows (two lines) of a table that ``text`` starts inside,
+            as a passage cut from a long table's middle does (`chunking.Chunk.table_header`): the
+            rows ``text`` opens with are that table's. Without it such rows belong to no table.
+
+    Returns:
+        The tables, in order.
     """
     lines: list[tuple[int, int]] = []  # (start, end) of each line, without its line break
     offset = 0
@@ -133,6 +139,13 @@ def tables(text: str) -> list[Table]:
         offset += len(line) + 1
     found: list[Table] = []
     i = 0
+    header, _, delimiter = continued.partition("\n")
+    if header and delimiter:
+        while i < len(lines) and is_table_row(text[lines[i][0] : lines[i][1]]):
+            i += 1
+        if i:
+            rows = tuple((x + len(text[x:y]) - len(text[x:y].lstrip()), y) for x, y in lines[:i])
+            found.append(Table(header.strip(), delimiter.strip(), rows[0][0], lines[i - 1][1], rows))
     while i + 1 < len(lines):
         (a, b), (c, d) = lines[i], lines[i + 1]
         if not (is_table_row(text[a:b]) and _TABLE_DELIMITER.match(text[c:d])):

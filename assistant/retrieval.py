@@ -44,6 +44,9 @@ class Passage:
     score: float  # fused rank score; higher is better
     similarity: float  # cosine similarity between the question and the passage, -1..1
     kind: str = "article"
+    #: The header and delimiter rows of the table the passage starts inside, when a long table was
+    #: cut into several passages; "" otherwise (`chunking.Chunk.table_header`).
+    table_header: str = ""
 
     @property
     def heading(self) -> str:
@@ -285,4 +288,5 @@ def _passage(node: TextNode, score: float, similarity: float) -> Passage:
         score=score,
         similarity=similarity,
         kind=str(meta.get("kind", "article")),
+        table_header=str(meta.get("table_header", "")),
     )

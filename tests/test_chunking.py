@@ -170,3 +170,20 @@ def test_rows_whose_header_the_passage_lacks_belong_to_no_table() -> None:
     text = "| Pro | $12 | yearly |\n| Team | $40 | monthly |"  # a passage cut from a long table's middle
     assert tables(text) == []
     assert table_cells("| a | b \\| c |") == ["a", "b | c"]
+
+
+def test_chunks_cut_from_a_long_table_keep_its_header(tmp_path: Path) -> None:
+    rows = "".join(
+        f"| `--option-{i}` | What option {i} changes, in a sentence long enough to count. |\n" for i in range(15)
+    )
+    (tmp_path / "options.md").write_text(f"# Options\n\n| Option | Description |\n|---|---|\n{rows}", encoding="utf-8")
+    (doc,) = load_corpus(tmp_path).documents
+
+    chunks = chunk_document(doc)
+
+    assert len(chunks) > 1 and all(len(c.text) <= MAX_CHUNK_CHARS for c in chunks)
+    assert chunks[0].text.startswith("| Option | Description |\n|---|---|\n") and chunks[0].table_header == ""
+    for chunk in chunks[1:]:
+        assert chunk.text.startswith("| `--option-") and chunk.table_header == "| Option | Description |\n|---|---|"
+        assert sentence_texts(chunk.text, chunk.section, chunk.table_header)[0].startswith("Option: `--option-")
+    assert sentence_texts(chunks[1].text, chunks[1].section)[0].startswith("| `--option-")  # no header, no names

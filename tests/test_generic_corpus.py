@@ -522,3 +522,16 @@ def test_a_table_in_the_corpus_is_searched_and_quoted_by_its_rows(tmp_path: Path
 
     assert answer.answerable and answer.citations[0].source == "pricing.md"
     assert "|---|---|---|\n" in answer.text and "| Team | $40 | 1 TB" in answer.text
+
+
+def test_rows_of_a_table_cut_from_its_header_are_quoted_under_it(embedder: Embedder) -> None:
+    rows = "| `--no-lock` | Do not lock the repository; only safe for read-only operations |\n| `--json` | Print JSON |"
+    header = "| Option | Description |\n|---|---|"
+    passage = Passage("id", rows, "options.md", "Options", "", 900, 900 + len(rows), 1.0, 0.6, table_header=header)
+
+    answer, _ = compose(embedder, "What does the no-lock option do?", [passage])
+
+    assert answer.startswith(
+        f"{header}\n| `--no-lock` | Do not lock the repository; only safe for read-only operations [1] |"
+    )
+    assert "--json" not in answer  # the row after a row is another row, not its detail
