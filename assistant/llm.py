@@ -266,6 +266,11 @@ def escape_context(text: str) -> str:
     return _CONTEXT_TAG.sub(lambda m: f"&lt;{m.group(1)}&gt;", text)
 
 
+def _with_header(passage: Passage) -> str:
+    """A passage's text after the header of the table it starts inside, if any: rows keep their columns' names."""
+    return f"{passage.table_header}\n{passage.text}" if passage.table_header else passage.text
+
+
 def messages(
     question: str, passages: Sequence[Passage], history: Sequence[dict[str, str]], topic: str = DEFAULT_TOPIC
 ) -> list[ChatMessage]:
@@ -280,7 +285,7 @@ def messages(
     from llama_index.core.llms import ChatMessage, MessageRole
 
     context = "\n\n".join(
-        escape_context(f"[{i}] {p.title}{' › ' + p.section if p.section else ''}\n{p.text}")
+        escape_context(f"[{i}] {p.title}{' › ' + p.section if p.section else ''}\n{_with_header(p)}")
         for i, p in enumerate(passages, 1)
     )
     system = SYSTEM_PROMPT.format(topic=topic or DEFAULT_TOPIC, context=context)

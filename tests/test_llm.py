@@ -287,6 +287,19 @@ def test_context_delimiters_in_passages_are_escaped_and_the_topic_is_named() -> 
     assert "prompt engineering" not in default.lower() and "fine-tuning" not in default.lower()
 
 
+def test_rows_of_a_table_cut_from_its_header_reach_the_model_under_it() -> None:
+    from assistant.llm import messages
+    from assistant.retrieval import Passage
+
+    rows = "| `--json` | Print JSON lines |"
+    header = "| Option | Description |\n|---|---|"
+    passage = Passage("id", rows, "o.md", "Options", "", 900, 900 + len(rows), 1.0, 0.9, table_header=header)
+
+    system = messages("q?", [passage], [])[0].content
+
+    assert f"[1] Options\n{header}\n{rows}" in system
+
+
 def test_valid_standalone_rules() -> None:
     from assistant.llm import valid_standalone
 
