@@ -634,6 +634,7 @@ print(json.dumps({"summary": report.summary()}), flush=True)
 def start_rebuild(bot: Assistant, reason: str) -> RebuildJob:
     """Start a rebuild in its own process (or return the one running): it finishes whatever the page does."""
     jobs, lock = rebuild_jobs()
+    st.session_state.pop("rebuild_result", None)  # the last rebuild's outcome, now out of date
     with lock:
         job = jobs.get(str(bot.settings.index_dir))
         if job is not None and job.finished is None:
@@ -865,7 +866,9 @@ def sidebar(bot: Assistant, settings: Settings, sid: str) -> None:
         if running and st.session_state.get("watch_job") != job.id:
             st.session_state.watch_job = job.id  # started by another session: show its progress here too
         st.fragment(rebuild_panel, run_every=0.5 if running else None)(settings)
-        if result := st.session_state.pop("rebuild_result", None):
+        # Kept until the next rebuild: a message shown once would vanish with any rerun that follows
+        # (a fragment's, a question's), sometimes before anyone could read it.
+        if result := st.session_state.get("rebuild_result"):
             (st.success if result[0] == "success" else st.error)(result[1])
         st.divider()
         st.subheader("Add a document")

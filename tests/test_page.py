@@ -261,6 +261,19 @@ def test_rebuild_runs_in_the_background_and_survives_a_question(at: AppTest, set
     assert at.get("metric")[0].value == "4"  # documents
 
 
+def test_the_rebuild_outcome_stays_until_the_next_rebuild(at: AppTest, settings: Settings) -> None:
+    (settings.corpus_dir / "evaluation.md").write_text("# Evaluation\n\nMeasure both approaches on held-out data.\n")
+    _button(at, "Rebuild index").click().run()
+    _until(at, lambda a: any("1 added" in s.value for s in a.success))
+
+    _ask(at, "What is LoRA?")  # reruns after the one that first showed it (the browser test once lost it so)
+    at.run()
+
+    assert any("1 added" in s.value for s in at.success)
+    _button(at, "Rebuild index").click().run()
+    assert not any("1 added" in s.value for s in at.success)  # a new rebuild: the old outcome is gone
+
+
 def test_the_page_switches_to_a_newer_index_built_elsewhere(
     at: AppTest, settings: Settings, embedder: Embedder
 ) -> None:
