@@ -44,12 +44,6 @@ class Chunk:
     #: several chunks), so its rows keep their columns' names; "" for every other chunk.
     table_header: str = ""
 
-    @property
-    def embed_text(self) -> str:
-        """The text that is embedded and keyword-indexed: the passage behind its headings."""
-        context = " > ".join(p for p in (self.title, self.section) if p)
-        return f"{context}\n\n{self.text}" if context else self.text
-
 
 #: A sentence of fewer words gets no vector of its own ("See below.").
 MIN_SENTENCE_WORDS = 3
@@ -92,7 +86,8 @@ def chunk_document(doc: SourceDocument) -> list[Chunk]:
     for section, spans in _sections(doc):
         for start, end in _pack(doc.text, spans, keep_whole=doc.kind == "faq"):
             text = doc.text[start:end]
-            cut = next((t for t in in_tables if t.row_of(start) and start > t.rows[0][0]), None)
+            # A chunk that starts at a body row past the first one starts inside its table.
+            cut = next((t for t in in_tables if t.rows and t.rows[0][0] < start < t.end and t.row_of(start)), None)
             # The same text twice in one file gets a different id for its second copy.
             key = f"{doc.source}\x00{section}\x00{text}"
             seen[key] = seen.get(key, 0) + 1

@@ -132,30 +132,29 @@ def tables(text: str, continued: str = "") -> list[Table]:
     Returns:
         The tables, in order.
     """
-    lines: list[tuple[int, int]] = []  # (start, end) of each line, without its line break
+    lines: list[tuple[int, int]] = []  # (start, end) of each line, without its indent or line break
     offset = 0
     for line in text.split("\n"):
-        lines.append((offset, offset + len(line.rstrip("\r"))))
+        lines.append((offset + len(line) - len(line.lstrip()), offset + len(line.rstrip("\r"))))
         offset += len(line) + 1
+
+    def rows_from(i: int) -> int:
+        """The index of the first line at or after ``i`` that is no table row."""
+        while i < len(lines) and is_table_row(text[lines[i][0] : lines[i][1]]):
+            i += 1
+        return i
+
     found: list[Table] = []
     i = 0
     header, _, delimiter = continued.partition("\n")
-    if header and delimiter:
-        while i < len(lines) and is_table_row(text[lines[i][0] : lines[i][1]]):
-            i += 1
-        if i:
-            rows = tuple((x + len(text[x:y]) - len(text[x:y].lstrip()), y) for x, y in lines[:i])
-            found.append(Table(header.strip(), delimiter.strip(), rows[0][0], lines[i - 1][1], rows))
+    if header and delimiter and (i := rows_from(0)):
+        found.append(Table(header.strip(), delimiter.strip(), lines[0][0], lines[i - 1][1], tuple(lines[:i])))
     while i + 1 < len(lines):
         (a, b), (c, d) = lines[i], lines[i + 1]
         if not (is_table_row(text[a:b]) and _TABLE_DELIMITER.match(text[c:d])):
             i += 1
             continue
-        j = i + 2
-        while j < len(lines) and is_table_row(text[lines[j][0] : lines[j][1]]):
-            j += 1
-        rows = tuple((x + len(text[x:y]) - len(text[x:y].lstrip()), y) for x, y in lines[i + 2 : j])
-        start = a + len(text[a:b]) - len(text[a:b].lstrip())
-        found.append(Table(text[a:b].strip(), text[c:d].strip(), start, lines[j - 1][1], rows))
+        j = rows_from(i + 2)
+        found.append(Table(text[a:b].strip(), text[c:d].strip(), a, lines[j - 1][1], tuple(lines[i + 2 : j])))
         i = j
     return found
