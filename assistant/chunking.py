@@ -86,8 +86,8 @@ def chunk_document(doc: SourceDocument) -> list[Chunk]:
     for section, spans in _sections(doc):
         for start, end in _pack(doc.text, spans, keep_whole=doc.kind == "faq"):
             text = doc.text[start:end]
-            # A chunk that starts at a body row past the first one starts inside its table.
-            cut = next((t for t in in_tables if t.rows and t.rows[0][0] < start < t.end and t.row_of(start)), None)
+            # A chunk that starts at a body row, its header left in the chunk before, starts inside its table.
+            cut = next((t for t in in_tables if t.start < start < t.end and t.row_of(start)), None)
             # The same text twice in one file gets a different id for its second copy.
             key = f"{doc.source}\x00{section}\x00{text}"
             seen[key] = seen.get(key, 0) + 1

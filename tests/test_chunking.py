@@ -187,3 +187,14 @@ def test_chunks_cut_from_a_long_table_keep_its_header(tmp_path: Path) -> None:
         assert chunk.text.startswith("| `--option-") and chunk.table_header == "| Option | Description |\n|---|---|"
         assert sentence_texts(chunk.text, chunk.section, chunk.table_header)[0].startswith("Option: `--option-")
     assert sentence_texts(chunks[1].text, chunks[1].section)[0].startswith("| `--option-")  # no header, no names
+
+
+def test_a_chunk_that_starts_at_a_tables_first_row_keeps_its_header(tmp_path: Path) -> None:
+    long_row = "| `--first` | " + "A description long enough to fill a chunk of its own. " * 11 + "|\n"
+    (tmp_path / "o.md").write_text(f"# Options\n\n| Option | Description |\n|---|---|\n{long_row}", encoding="utf-8")
+    (doc,) = load_corpus(tmp_path).documents
+
+    header, first = chunk_document(doc)
+
+    assert header.text == "| Option | Description |\n|---|---|"  # header and row do not fit one chunk
+    assert first.text.startswith("| `--first` |") and first.table_header == header.text
