@@ -392,7 +392,7 @@ class AnswerEngine:
 
     def _find(self, retriever: HybridRetriever, text: str) -> tuple[list[float], list[Passage]]:
         """The embedding of ``text`` (typos written as the corpus writes the word: they move it) and its passages."""
-        vector = self.embedder.embed_query(retriever.profile.spelt(text))
+        vector = self.embedder.embed_query(retriever.profile.spelt(text, self.embedder.reads_whole))
         return vector, retriever.retrieve(text, self.settings.top_k, embedding=vector)
 
     def _after(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import EmbeddingModelError
+from .tokens import TokenCounter
 
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -49,6 +50,7 @@ class Embedder:
         self._factory = factory
         self._model: BaseEmbedding | None = None
         self._compiled: OnnxEncoder | None = None
+        self._tokens: TokenCounter | None = None
         self._lock = threading.Lock()
         self.calls = 0
         self.texts_embedded = 0
@@ -81,6 +83,16 @@ class Embedder:
                 ) from exc
 
         return cls(settings.embed_model, load, batch_size=settings.embed_batch_size, source_dir=Path(path))
+
+    def reads_whole(self, word: str) -> bool:
+        """Whether the model reads ``word`` as one token of its vocabulary ("ml", "api"), so that its
+        embedding means something already; False for a word it cuts into pieces ("pto" is "pt" and
+        "##o") and for a model whose tokenizer is not in `source_dir`."""
+        if self.source_dir is None or not (self.source_dir / "tokenizer.json").exists():
+            return False
+        if self._tokens is None:
+            self._tokens = TokenCounter(self.source_dir)
+        return self._tokens.count(word.lower()) == 1
 
     @property
     def model(self) -> BaseEmbedding:

@@ -33,6 +33,8 @@ _FLAG = re.compile(r"(?<![\w-])--[a-z][\w.-]*\w", re.IGNORECASE)
 _SNAKE = re.compile(r"(?<![\w.-])[a-z]\w*_\w+", re.IGNORECASE)
 #: Any snake_case run, inside a dotted name or a flag too: what tells that a corpus writes such names.
 _SNAKE_RUN = re.compile(r"[a-z]\w*_\w+", re.IGNORECASE)
+#: An acronym as typed: two to six capitals, perhaps with a plural "s" ("PTO", "SLAs").
+_ACRONYM = re.compile(r"(?<![\w.-])([A-Z]{2,6})s?(?![\w.-])")
 #: "X vs Y" in a title names two subjects (English; NLTK's stopwords lack it).
 _VERSUS = re.compile(r"vs|versus", re.IGNORECASE)
 
@@ -272,13 +274,79 @@ class CorpusProfile:
             return ()  # names nothing ("fine-tuning" is a word): the corpus's texts are not read
         return self._names.unknown(text)
 
-    def spelt(self, text: str) -> str:
+    def expansion(self, acronym: str) -> str | None:
+        """The phrase of the corpus's that ``acronym`` (as typed: "PTO") stands for, else None.
+
+        A phrase qualifies when its words' initials spell the acronym ("paid time off"), it opens
+        with a content word and has at most one stopword (none in two words), and the corpus
+        writes it at least twice (once in Title Case, as names are) and twice as often as any
+        other such phrase. Looked up once per acronym, by a pass over the passages' texts: only
+        a question that types an acronym the corpus never writes pays for it.
+        """
+        key = acronym.lower()
+        if key in self._expansions:
+            return self._expansions[key]
+        words = r"[\s-]+".join(rf"({letter}[a-z]*)" for letter in key)
+        pattern = re.compile(rf"(?<![\w-]){words}(?![\w-])", re.IGNORECASE)
+        allowed = 0 if len(key) == 2 else 1
+        counts: Counter[str] = Counter()
+        for text in self.texts():
+            for match in pattern.finditer(text):
+                parts = match.groups()
+                lower = [w.lower() for w in parts]
+                if lower[0] in self.stopwords or sum(w in self.stopwords for w in lower) > allowed:
+                    continue
+                named = all(w[:1].isupper() for w, low in zip(parts, lower) if low not in self.stopwords)
+                counts[" ".join(lower)] += 2 if named else 1
+        ranked = counts.most_common(2)
+        best = None
+        if ranked and ranked[0][1] >= 2 and (len(ranked) == 1 or ranked[0][1] >= 2 * ranked[1][1]):
+            best = ranked[0][0]
+        self._expansions[key] = best
+        return best
+
+    @cached_property
+    def _expansions(self) -> dict[str, str | None]:
+        return {}
+
+    def expanded(self, text: str) -> str:
+        """``text`` with each acronym the corpus never writes replaced by the corpus's phrase for it
+        (`expansion`): "How much PTO do I get?" reads "How much paid time off do I get?" to a
+        corpus that writes only the words. Text typed all in capitals is left as it is."""
+        return self._acronyms(text, lambda acronym, phrase: phrase)
+
+    def _acronyms(self, text: str, render: Callable[[str, str], str]) -> str:
+        """``text`` with ``render(acronym, phrase)`` in place of each acronym that has an `expansion`."""
+        if text.isupper() or not _ACRONYM.search(text):
+            return text
+
+        def expand(match: re.Match[str]) -> str:
+            lower = match.group(1).lower()
+            if lower in self.stopwords or self._stem.stemWord(match.group().lower()) in self.doc_freq:
+                return match.group()  # a word, or an acronym the corpus writes
+            if _everyday(lower):
+                return match.group()  # "GOOD", "NOT": a word typed in capitals for emphasis
+            phrase = self.expansion(lower)
+            return render(match.group(), phrase) if phrase else match.group()
+
+        return _ACRONYM.sub(expand, text)
+
+    def spelt(self, text: str, reads_whole: Callable[[str], bool] | None = None) -> str:
         """``text`` with each typo of a corpus word (`known`) written as the corpus writes that word.
 
         "can i report harrasment anonimously" reads "can i report harassment anonymous" (for each
         stem, the word the corpus writes most): the embedding model, unlike the keyword index,
         reads words whole, and a typo moves it.
+
+        An acronym the corpus never writes is followed by the corpus's phrase for it (`expansion`:
+        "PTO (paid time off)"), unless ``reads_whole`` says the embedding model reads it as a word
+        of its own ("ML", "API"). Spelling those out lost one question's passage on each half
+        of the blind product sets and answered none better (bench/blind; on dev, "no ML engineers"
+        then found the introduction's "machine learning" first, by its vector and by its keywords).
         """
+        text = self._acronyms(
+            text, lambda acronym, phrase: acronym if reads_whole and reads_whole(acronym) else f"{acronym} ({phrase})"
+        )
 
         def mend(match: re.Match[str]) -> str:
             word = match.group()
@@ -294,7 +362,7 @@ class CorpusProfile:
         return _TOKEN.sub(mend, text)
 
     def _words(self, text: str) -> list[str]:
-        return [w for w in _TOKEN.findall(text.lower()) if w not in self.stopwords and not w.isdigit()]
+        return [w for w in _TOKEN.findall(self.expanded(text).lower()) if w not in self.stopwords and not w.isdigit()]
 
     def weights(self, text: str) -> dict[str, float]:
         """Each content term of ``text`` (as the corpus spells it, typos mended) with its IDF."""

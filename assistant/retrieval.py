@@ -165,7 +165,11 @@ class HybridRetriever:
         if k <= 0:
             return []
         candidates = max(MIN_CANDIDATES, k * CANDIDATES_PER_RESULT)
-        embedding = embedding if embedding is not None else self.embedder.embed_query(self.profile.spelt(question))
+        embedding = (
+            embedding
+            if embedding is not None
+            else self.embedder.embed_query(self.profile.spelt(question, self.embedder.reads_whole))
+        )
         try:
             dense = self.dense(embedding, candidates)
             by_sentence = self.sentences(embedding, candidates)
@@ -212,7 +216,7 @@ class HybridRetriever:
         from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
         bm25 = self._bm25
-        question = self.profile.spelt(question)
+        question = self.profile.spelt(question, self.embedder.reads_whole)
         tokens = bm25s.tokenize(question, stemmer=bm25.stemmer, token_pattern=bm25.token_pattern, show_progress=False)
         if not any(len(ids) for ids in tokens.ids):
             return []

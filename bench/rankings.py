@@ -45,7 +45,7 @@ def ranks(
     For every cutoff of one depth, hit@k is then exactly whether ``retrieve(question, k)`` holds
     one, as `bench.blind` counts hit@3.
     """
-    vector = embedder.embed_query(retriever.profile.spelt(question))
+    vector = embedder.embed_query(retriever.profile.spelt(question, embedder.reads_whole))
     # Every passage, with its text: which of them answer the question.
     everything = retriever.dense(vector, retriever.manifest.chunks)
     answering = {node.node_id for node, _ in everything if holds(node.get_content(), fragments)}

@@ -26,3 +26,9 @@ def test_progress_counts_every_text(embedder: Embedder) -> None:
     seen: list[int] = []
     embedder.embed_documents(["a", "bb", "ccc"], progress=seen.append)
     assert sum(seen) == 3
+
+
+def test_the_model_reads_a_word_of_its_vocabulary_whole_and_others_in_pieces(embedder: Embedder) -> None:
+    assert embedder.reads_whole("ML") and embedder.reads_whole("api")
+    assert not embedder.reads_whole("PTO")  # "pt" + "##o": the model has no meaning of its own for it
+    assert not Embedder("custom", lambda: None).reads_whole("ml")  # type: ignore[arg-type,return-value]  # no tokenizer known

@@ -437,6 +437,83 @@ def test_a_question_naming_nothing_in_code_leaves_the_corpus_unread() -> None:
     assert profile.unknown_names("or st.rerun?") == ("st.rerun",) and reads == [1]  # read once
 
 
+def _profile_of(texts: list[str], reads: list[int] | None = None) -> CorpusProfile:
+    """The profile of a corpus of ``texts``, one passage each; ``reads`` counts passes over them."""
+    stems = CorpusProfile((), (), (), {})
+    doc_freq: dict[str, int] = {}
+    for text in texts:
+        for term in set(stems.terms(text)):
+            doc_freq[term] = doc_freq.get(term, 0) + 1
+
+    def read() -> list[str]:
+        if reads is not None:
+            reads.append(1)
+        return texts
+
+    return CorpusProfile.from_passages([{"title": "Handbook"}] * len(texts), doc_freq, texts=read)
+
+
+def test_an_acronym_the_corpus_only_spells_out_is_read_as_its_words() -> None:
+    reads: list[int] = []
+    profile = _profile_of(
+        [
+            "Staff accrue paid time off from their first day.",
+            "Unused paid time off carries over to the next year.",
+            "Our Service Level Agreement is on the wiki. Use SSO to sign in.",
+            "The team plan and the travel policy, the team plan and the travel policy.",
+        ],
+        reads,
+    )
+
+    assert profile.expanded("How much PTO do I get?") == "How much paid time off do I get?"
+    assert profile.coverage("How much PTO do I get?") == 1.0  # was 0: "pto" is no word of the corpus
+    assert profile.coverage("How much XQZ do I get?") == 0.0
+    # The embedding and the keywords get the acronym and the phrase, unless the model knows the acronym.
+    assert profile.spelt("How much PTO do I get?") == "How much PTO (paid time off) do I get?"
+    assert profile.spelt("How much PTO do I get?", reads_whole=lambda word: True) == "How much PTO do I get?"
+    assert profile.expanded("what's our SLA") == "what's our service level agreement"  # a name, written once
+    assert profile.expansion("pto") == "paid time off" and len(reads) == 3  # one pass each for PTO, XQZ and SLA
+
+    assert profile.expanded("is SSO on?") == "is SSO on?"  # the corpus writes it
+    assert profile.expanded("what is the TP?") == "what is the TP?"  # "team plan" or "travel policy": no telling
+    assert profile.expanded("is it GOOD or NOT?") == "is it GOOD or NOT?"  # words typed in capitals
+    assert profile.expanded("HOW MUCH PTO DO I GET") == "HOW MUCH PTO DO I GET"  # all in capitals: no acronym told
+
+
+def test_a_question_with_an_acronym_of_words_in_a_table_is_answered_from_the_table(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rows = "\n".join(
+        f"| {country} | {years} | {days} |"
+        for country, base in (("Germany", 28), ("France", 30), ("Spain", 23), ("Italy", 26))
+        for years, days in (("0-2", base), ("3-5", base + 2), ("6+", base + 4))
+    )
+    (corpus / "leave.md").write_text(
+        "# Leave policy\n\n## Annual leave\n\nEmployees accrue paid time off from their first day. The table "
+        "below lists the yearly allowance by country and years of service.\n\n"
+        f"| Country | Years of service | Days of paid time off per year |\n|---|---|---|\n{rows}\n\n"
+        "## Parental leave\n\nBirth parents get 26 weeks of paid leave.\n",
+        encoding="utf-8",
+    )
+    (corpus / "expenses.md").write_text(
+        "# Expenses\n\n## Meals\n\nMeals while travelling are reimbursed up to 45 euros a day.\n", encoding="utf-8"
+    )
+    (corpus / "it.txt").write_text(
+        "IT security\n\nLock your laptop whenever you leave your desk. Report a lost device\nwithin one hour.\n",
+        encoding="utf-8",
+    )
+    bot = Assistant.open(Settings(corpus_dir=corpus, index_dir=tmp_path / "index"), embedder=embedder)
+
+    answer = bot.ask("How much PTO do I get?")
+
+    assert answer.answerable  # refused before: "PTO" counted as a word the corpus lacks
+    assert answer.citations[0].source == "leave.md"
+    assert "paid time off" in answer.text
+    assert not bot.ask("How much XQZ do I get?").answerable
+
+
 def test_a_corpus_without_names_in_code_judges_none() -> None:
     profile = CorpusProfile.from_passages([{"title": "Leave"}], {}, texts=lambda: ["Staff get 25 days of leave."])
 
