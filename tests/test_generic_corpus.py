@@ -461,6 +461,7 @@ def test_an_acronym_the_corpus_only_spells_out_is_read_as_its_words() -> None:
             "Unused paid time off carries over to the next year.",
             "Our Service Level Agreement is on the wiki. Use SSO to sign in.",
             "The team plan and the travel policy, the team plan and the travel policy.",
+            "Ask Human Resources. Reruns go via st.rerun, or via st.stop, or via st.switch_page.",
         ],
         reads,
     )
@@ -472,7 +473,9 @@ def test_an_acronym_the_corpus_only_spells_out_is_read_as_its_words() -> None:
     assert profile.spelt("How much PTO do I get?") == "How much PTO (paid time off) do I get?"
     assert profile.spelt("How much PTO do I get?", reads_whole=lambda word: True) == "How much PTO do I get?"
     assert profile.expanded("what's our SLA") == "what's our service level agreement"  # a name, written once
-    assert profile.expansion("pto") == "paid time off" and len(reads) == 3  # one pass each for PTO, XQZ and SLA
+    assert profile.expanded("email HR") == "email human resources"  # two words: only a name
+    assert profile.expanded("rebase VS merge?") == "rebase VS merge?"  # not "via st"
+    assert profile.expansion("pto") == "paid time off" and len(reads) == 5  # one pass each: PTO, XQZ, SLA, HR, VS
 
     assert profile.expanded("is SSO on?") == "is SSO on?"  # the corpus writes it
     assert profile.expanded("what is the TP?") == "what is the TP?"  # "team plan" or "travel policy": no telling
