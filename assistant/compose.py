@@ -11,7 +11,7 @@ import numpy as np
 
 from .chunking import sentence_spans
 from .embeddings import Embedder
-from .markup import LIST_ITEM, Table, leads_in, opens_code, tables
+from .markup import LIST_ITEM, Table, leads_in, opens_code, table_cells, tables
 from .profile import CorpusProfile
 from .retrieval import Passage
 
@@ -199,6 +199,8 @@ class ExtractiveComposer:
                 + self.heading * float(headings[unit.passage])
             )
             scores.append(score - (1.0 if unit.is_fragment else 0.0))
+        for i in _rows_naming_nothing_asked(units, set(q_weights), stems):
+            scores[i] -= 1.0  # as a fragment: quoted only when nothing else is left
         every = sorted(range(len(units)), key=lambda i: -scores[i])
         order = [i for i in every if main[i]]
         best = order[0]
@@ -260,6 +262,28 @@ class ExtractiveComposer:
         chosen = _with_antecedents(units, chosen, best)
         chosen = _from_first_item(units, chosen, passages)
         return _render(units, chosen, scores, passages)
+
+
+def _rows_naming_nothing_asked(units: Sequence[_Unit], asked: set[str], stems: _Stems) -> list[int]:
+    """The table rows whose cells name nothing the question names, in a table where other rows do.
+
+    Rows of one table read alike to the embedding model ("Country: Germany; Days: 30" and "Country:
+    France; Days: 33"): when the question names a cell ("how many days in Germany"), the rows that
+    hold it answer, and the others do not, however near their vectors come. A word in the cells of
+    more than half the table's rows at hand ("days" in "5 days") tells no row apart.
+    """
+    by_table: dict[tuple[int, int], list[int]] = {}
+    for i, unit in enumerate(units):
+        if unit.table is not None:
+            by_table.setdefault((unit.passage, unit.table.start), []).append(i)
+    out: list[int] = []
+    for rows in by_table.values():
+        cells = {i: set(stems.terms(" ".join(table_cells(units[i].lines[0])))) for i in rows}
+        common = {t for t in set().union(*cells.values()) if sum(t in c for c in cells.values()) * 2 > len(rows)}
+        naming = {i for i in rows if (cells[i] - common) & asked}
+        if naming:
+            out += [i for i in rows if i not in naming]
+    return out
 
 
 def _from_first_item(units: Sequence[_Unit], chosen: list[int], passages: Sequence[Passage]) -> list[int]:

@@ -580,6 +580,27 @@ def test_a_table_row_is_quoted_under_its_header_with_the_marker_in_its_last_cell
     assert all(row.startswith("| ") and row.endswith(" |") for row in table)  # nothing but rows in it
 
 
+LEAVE = (
+    "Employees accrue paid time off from their first day.\n\n| Country | Years of service | Days per year |\n|---|---|---|\n"
+    + "".join(
+        f"| {country} | {years} | {base + extra} |\n"
+        for country, base in (("Germany", 28), ("France", 30), ("Spain", 23))
+        for years, extra in (("0-2", 0), ("3-5", 2), ("6+", 4))
+    )
+)
+
+
+def test_rows_naming_what_the_question_names_are_quoted_and_their_neighbours_are_not(embedder: Embedder) -> None:
+    passage = Passage("id", LEAVE, "leave.md", "Leave", "Annual leave", 0, len(LEAVE), 1.0, 0.6)
+
+    answer, _ = compose(embedder, "how many vacation days do I get in Germany after 4 years", [passage])
+
+    rows = [line for line in answer.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rows and all("Germany" in row for row in rows)  # rows of one table read alike to the model
+    # A question that names no cell is scored by the rows' vectors alone, as before.
+    assert "| " in compose(embedder, "how many days off do I get after 4 years of service", [passage])[0]
+
+
 def test_a_table_row_never_pads_an_answer_it_does_not_answer(embedder: Embedder) -> None:
     passage = Passage("id", PLANS, "pricing.md", "Pricing", "Plans", 0, len(PLANS), 1.0, 0.6)
 
