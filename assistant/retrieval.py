@@ -44,6 +44,9 @@ class Passage:
     score: float  # fused rank score; higher is better
     similarity: float  # cosine similarity between the question and the passage, -1..1
     kind: str = "article"
+    #: The cosine similarity between the question and the passage's nearest sentence, when that
+    #: sentence was among the sentence search's hits; 0.0 otherwise.
+    sentence_similarity: float = 0.0
     #: The header and delimiter rows of the table the passage starts inside, when a long table was
     #: cut into several passages; "" otherwise (`chunking.Chunk.table_header`).
     table_header: str = ""
@@ -180,7 +183,7 @@ class HybridRetriever:
         fused = reciprocal_rank(
             [
                 (f.dense, [n.node_id for n, _ in dense]),
-                (f.sentence, by_sentence),
+                (f.sentence, list(by_sentence)),
                 (f.keyword, [n.node_id for n, _ in keyword]),
             ],
             f.rank_offset,
@@ -197,7 +200,9 @@ class HybridRetriever:
         for node, cosine in fetched:
             nodes.setdefault(node.node_id, node)
             similarities[node.node_id] = cosine
-        return [_passage(nodes[i], fused[i], similarities.get(i, 0.0)) for i in best if i in nodes]
+        return [
+            _passage(nodes[i], fused[i], similarities.get(i, 0.0), by_sentence.get(i, 0.0)) for i in best if i in nodes
+        ]
 
     def dense(self, embedding: Vector, k: int) -> list[tuple[TextNode, float]]:
         """The ``k`` nearest passages to an embedding, with their cosine similarity."""
@@ -230,18 +235,22 @@ class HybridRetriever:
             out.append((node, float(score)))
         return out
 
-    def sentences(self, embedding: Vector, k: int) -> list[str]:
-        """Ids of the ``k`` passages whose best sentence is nearest to an embedding, best first."""
+    def sentences(self, embedding: Vector, k: int) -> dict[str, float]:
+        """The ``k`` passages whose best sentence is nearest to an embedding, best first: each
+        passage's id, with the cosine similarity of that sentence."""
         wanted = min(k * SENTENCES_PER_PASSAGE, self._sentence_count)
         if self._sentences is None or wanted <= 0:
-            return []
-        result = self._sentences.query(query_embeddings=[list(embedding)], n_results=wanted, include=["metadatas"])
-        parents: dict[str, None] = {}
-        for meta in (result.get("metadatas") or [[]])[0]:
+            return {}
+        result = self._sentences.query(
+            query_embeddings=[list(embedding)], n_results=wanted, include=["metadatas", "distances"]
+        )
+        parents: dict[str, float] = {}
+        metas, distances = (result.get("metadatas") or [[]])[0], (result.get("distances") or [[]])[0]
+        for meta, distance in zip(metas, distances):
             parent = (meta or {}).get("parent")
             if parent:
-                parents.setdefault(str(parent))
-        return list(parents)[:k]
+                parents.setdefault(str(parent), 1.0 - float(distance))  # the collection's cosine distance
+        return dict(list(parents.items())[:k])
 
     def _fetch(self, ids: Sequence[str], query: Vector) -> list[tuple[TextNode, float]]:
         """Passages the dense search did not return (keyword or sentence hits), with their cosine similarity."""
@@ -279,7 +288,7 @@ def merge_rankings(*rankings: Sequence[Passage], rank_offset: int = DEFAULT_FUSI
     return [by_id[i] for i in sorted(fused, key=lambda i: -fused[i])][: max(map(len, rankings), default=0)]
 
 
-def _passage(node: TextNode, score: float, similarity: float) -> Passage:
+def _passage(node: TextNode, score: float, similarity: float, sentence_similarity: float = 0.0) -> Passage:
     meta = node.metadata
     return Passage(
         id=node.node_id,
@@ -292,5 +301,6 @@ def _passage(node: TextNode, score: float, similarity: float) -> Passage:
         score=score,
         similarity=similarity,
         kind=str(meta.get("kind", "article")),
+        sentence_similarity=sentence_similarity,
         table_header=str(meta.get("table_header", "")),
     )

@@ -55,7 +55,7 @@ def ranks(
 
     found = {
         "passages": first([node.node_id for node, _ in everything[:depth]]),
-        "sentences": first(retriever.sentences(vector, depth)),
+        "sentences": first(list(retriever.sentences(vector, depth))),
         "keywords": first([node.node_id for node, _ in retriever.keyword(question, depth)]),
         "fused": None,
     }
