@@ -281,8 +281,9 @@ class CorpusProfile:
         with a content word and has at most one stopword, and the corpus writes it at least twice
         (once in Title Case, as names are) and twice as often as any other such phrase. A phrase of
         two words counts only in Title Case ("Human Resources"), with no stopword: two words with
-        the initials of a short acronym are common ("via st" for "VS" in Streamlit's pages). Looked up once per acronym, by a pass over the passages' texts: only
-        a question that types an acronym the corpus never writes pays for it.
+        the initials of a short acronym are common ("via st" for "VS" in Streamlit's pages). Looked
+        up once per acronym, by a pass over the passages' texts: only a question that types an
+        acronym the corpus never writes pays for it.
         """
         key = acronym.lower()
         if key in self._expansions:
