@@ -634,7 +634,6 @@ print(json.dumps({"summary": report.summary()}), flush=True)
 def start_rebuild(bot: Assistant, reason: str) -> RebuildJob:
     """Start a rebuild in its own process (or return the one running): it finishes whatever the page does."""
     jobs, lock = rebuild_jobs()
-    st.session_state.pop("rebuild_result", None)  # the last rebuild's outcome, now out of date
     with lock:
         job = jobs.get(str(bot.settings.index_dir))
         if job is not None and job.finished is None:
@@ -719,8 +718,7 @@ def rebuild_panel(settings: Settings) -> None:
         rebuild_progress(job)
         return
     st.session_state.watch_job = None
-    st.session_state.rebuild_result = job.result
-    st.rerun(scope="app")
+    st.rerun(scope="app")  # the sidebar shows the outcome
 
 
 def index_watch(bot: Assistant) -> None:
@@ -866,10 +864,12 @@ def sidebar(bot: Assistant, settings: Settings, sid: str) -> None:
         if running and st.session_state.get("watch_job") != job.id:
             st.session_state.watch_job = job.id  # started by another session: show its progress here too
         st.fragment(rebuild_panel, run_every=0.5 if running else None)(settings)
-        # Kept until the next rebuild: a message shown once would vanish with any rerun that follows
-        # (a fragment's, a question's), sometimes before anyone could read it.
-        if result := st.session_state.get("rebuild_result"):
-            (st.success if result[0] == "success" else st.error)(result[1])
+        # The last rebuild's outcome is the index's, shown to every session until the next rebuild
+        # starts: kept in a session, it was lost with the session (a browser on a loaded machine
+        # reconnects to a new one) or with a rerun that came first.
+        if job is not None and job.finished is not None and job.result is not None:
+            finished = datetime.fromtimestamp(job.finished).strftime("%H:%M")
+            (st.success if job.result[0] == "success" else st.error)(f"Rebuild finished at {finished}. {job.result[1]}")
         st.divider()
         st.subheader("Add a document")
         upload(bot, settings)

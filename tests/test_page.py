@@ -274,6 +274,18 @@ def test_the_rebuild_outcome_stays_until_the_next_rebuild(at: AppTest, settings:
     assert not any("1 added" in s.value for s in at.success)  # a new rebuild: the old outcome is gone
 
 
+def test_a_session_that_reconnects_after_the_rebuild_still_sees_its_outcome(at: AppTest, settings: Settings) -> None:
+    (settings.corpus_dir / "evaluation.md").write_text("# Evaluation\n\nMeasure both approaches on held-out data.\n")
+    _button(at, "Rebuild index").click().run()
+    _until(at, lambda a: not any(b.label == "Rebuild index" and b.disabled for b in a.button))  # it has ended
+
+    # A browser whose websocket dropped on a loaded machine comes back as a new session, with none
+    # of the old one's state (the end-to-end test once lost the outcome so).
+    fresh = AppTest.from_file(APP, default_timeout=120).run()
+    assert not fresh.exception
+    assert any("1 added" in s.value for s in fresh.success)
+
+
 def test_the_page_switches_to_a_newer_index_built_elsewhere(
     at: AppTest, settings: Settings, embedder: Embedder
 ) -> None:
