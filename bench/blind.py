@@ -8,7 +8,9 @@ the other three; ``streamlit_sources.md``). Each corpus has in-scope questions l
 verbatim fragments that answer them, off-topic questions, and follow-up dialogs. The product corpus
 has a second set, ``product2`` (files ``main2_*``), written and labelled by two new helpers from the
 same outline once every weight in `assistant/` had been chosen: its first figures were a held-out
-check of the engine as it stood. Every set is split once into a dev half and a test half
+check of the engine as it stood. So were the first figures of the fifth corpus, ``osguide``: four
+articles of GitHub's Open Source Guides (``bench/corpora/osguide``, real, CC-BY-4.0; provenance in
+``osguide_sources.md``), non-technical prose with Jekyll front matter and inline HTML pull-quotes. Every set is split once into a dev half and a test half
 (`split.json`, made by `make_split` with a fixed seed); tuning looks at dev only, and the headline
 figures are the test half's.
 
@@ -61,6 +63,7 @@ CORPORA = (
     BlindCorpus("manual", ROOT / "bench" / "corpora" / "manual", "manual"),
     BlindCorpus("streamlit", ROOT / "bench" / "corpora" / "streamlit", "streamlit"),
     BlindCorpus("product2", ROOT / "corpus", "main2"),
+    BlindCorpus("osguide", ROOT / "bench" / "corpora" / "osguide", "osguide"),
 )
 
 

@@ -50,7 +50,9 @@ def test_quick_benchmark_writes_table_json_and_plot(tmp_path: Path) -> None:
     sections = {row["section"] for row in results["rows"]}
     blind = {s.split(" (")[0] for s in sections if s.startswith("blind ")}
     assert blind == {
-        f"blind {c} {h}" for c in ("product", "handbook", "manual", "streamlit", "product2") for h in ("dev", "test")
+        f"blind {c} {h}"
+        for c in ("product", "handbook", "manual", "streamlit", "product2", "osguide")
+        for h in ("dev", "test")
     }
     assert sections - {s for s in sections if s.startswith("blind ")} == {
         "public set (regression check) retrieval",
