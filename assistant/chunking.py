@@ -13,7 +13,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .corpus import SourceDocument
-from .markup import FENCE, HEADING, LIST_ITEM, fence_after, is_table_row, leads_in, opens_code, setext_level, tables
+from .markup import (
+    FENCE,
+    HEADING,
+    LIST_ITEM,
+    fence_after,
+    is_html_only,
+    is_table_row,
+    leads_in,
+    opens_code,
+    setext_level,
+    tables,
+)
 
 #: A paragraph or list longer than this is split into sentence or item windows.
 MAX_CHUNK_CHARS = 640
@@ -65,6 +76,8 @@ def sentence_texts(text: str, section: str, table_header: str = "") -> list[str]
         table = next((t for t in in_tables if t.holds(start)), None)
         if table is not None and not table.row_of(start):
             continue  # the header or delimiter row: the names go with every row below them
+        if is_html_only(text[start:end]):
+            continue
         sentence = table.words(text[start:end]) if table else " ".join(text[start:end].split())
         if len(sentence.split()) >= MIN_SENTENCE_WORDS:
             out.append(f"{heading}: {sentence}" if heading else sentence)
@@ -315,6 +328,13 @@ def _blocks(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
             if block_start is not None:
                 yield block_start, block_end
                 block_start = None
+            a = next_a
+            continue
+        if is_html_only(piece):  # a line of tags is a block of its own: the words inside stand apart
+            if block_start is not None:
+                yield block_start, block_end
+                block_start = None
+            yield a, b
             a = next_a
             continue
         if block_start is not None and _BLOCK_START.match(piece):

@@ -11,7 +11,7 @@ import numpy as np
 
 from .chunking import sentence_spans
 from .embeddings import Embedder
-from .markup import LIST_ITEM, Table, leads_in, opens_code, table_cells, tables
+from .markup import LIST_ITEM, Table, is_html_only, leads_in, opens_code, table_cells, tables
 from .profile import CorpusProfile
 from .retrieval import Passage
 
@@ -430,6 +430,9 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
             if table.row_of(a):  # a body row is quoted under its header; the header alone is no answer
                 rows[len(raw)] = table
                 raw.append((a, b, False))
+            last_end = b
+            continue
+        if is_html_only(piece):  # tags around a pull-quote or figure: no words of their own
             last_end = b
             continue
         if _NUMBER_ONLY.match(piece.strip()):

@@ -75,6 +75,18 @@ def first_heading(body: str) -> str | None:
     return next((name for _, level, name in headings(body.splitlines()) if level == 1), None)
 
 
+#: One HTML tag or comment: "<aside class="pquote">", "</p>", "<img src=… alt="…">", "<!-- … -->".
+_HTML_TAG = r"(?:<!--.*?-->|</?[A-Za-z][\w:-]*(?:\s[^<>]*)?/?>)"
+_HTML_ONLY = re.compile(rf"^\s*{_HTML_TAG}(?:\s*{_HTML_TAG})*\s*$")
+
+
+def is_html_only(line: str) -> bool:
+    """Whether a line holds nothing but HTML tags, as the pull-quotes and figures of Markdown written
+    for a site generator are wrapped ("<aside markdown="1" class="pquote">", "</aside>"): markup
+    around words, never words to quote or embed."""
+    return bool(_HTML_ONLY.match(line))
+
+
 # -- tables ---------------------------------------------------------------------------------
 
 #: A table's delimiter row, under its header row: "|---|:---:|".

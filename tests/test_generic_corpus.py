@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.chunking import sentence_spans
+from assistant.chunking import sentence_spans, sentence_texts
 from assistant.compose import ExtractiveComposer, SentenceCache
 from assistant.embeddings import Embedder
 from assistant.profile import CorpusProfile
@@ -682,3 +682,29 @@ def test_rows_of_a_table_cut_from_its_header_are_quoted_under_it(embedder: Embed
         f"{header}\n| `--no-lock` | Do not lock the repository; only safe for read-only operations [1] |"
     )
     assert "--json" not in answer  # the row after a row is another row, not its detail
+
+
+#: A pull-quote as Markdown written for a site generator wraps it (the Open Source Guides' articles).
+PULL_QUOTE = (
+    "## Taking donations\n\n"
+    '<aside markdown="1" class="pquote">\n'
+    '  <img src="https://example.org/avatar.png?v=3&s=400" class="pquote-avatar" alt="avatar">\n'
+    "  Donations bring a feeling of responsibility to the people who gave.\n"
+    '  <p markdown="1" class="pquote-credit">\n'
+    "— A maintainer, [on donations](https://example.org/post)\n"
+    "  </p>\n"
+    "</aside>\n\n"
+    "Some maintainers turn donations down because they do not want to feel obliged to donors.\n"
+)
+
+
+def test_lines_of_html_tags_are_neither_quoted_nor_embedded(embedder: Embedder) -> None:
+    passage = Passage("id", PULL_QUOTE, "paid.md", "Getting paid", "Taking donations", 0, len(PULL_QUOTE), 1.0, 0.6)
+
+    answer, _ = compose(embedder, "Do donations make maintainers feel responsible to donors?", [passage])
+
+    assert "Donations bring a feeling of responsibility to the people who gave. [1]" in answer
+    assert "<" not in answer and "pquote" not in answer
+    embedded = sentence_texts(PULL_QUOTE, "Taking donations")
+    assert "Taking donations: Donations bring a feeling of responsibility to the people who gave." in embedded
+    assert not any("<" in text for text in embedded)
