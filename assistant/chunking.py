@@ -7,9 +7,10 @@ from randomness, so they are stable across rebuilds.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from .corpus import SourceDocument
@@ -17,9 +18,9 @@ from .markup import (
     FENCE,
     HEADING,
     LIST_ITEM,
+    Table,
     fence_after,
     is_html_only,
-    is_table_row,
     leads_in,
     opens_code,
     setext_level,
@@ -72,7 +73,7 @@ def sentence_texts(text: str, section: str, table_header: str = "") -> list[str]
     heading = section.split(" > ")[-1].strip() if section else ""
     in_tables = tables(text, table_header)
     out = []
-    for start, end in sentence_spans(text):
+    for start, end in sentence_spans(text, table_header=table_header):
         table = next((t for t in in_tables if t.holds(start)), None)
         if table is not None and not table.row_of(start):
             continue  # the header or delimiter row: the names go with every row below them
@@ -269,19 +270,22 @@ _ABBREVIATIONS = re.compile(
 )
 
 
-def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+def sentence_spans(text: str, start: int = 0, end: int | None = None, table_header: str = "") -> list[tuple[int, int]]:
     """Split ``text[start:end]`` into sentences, as absolute (start, end) offsets.
 
     A line break inside a paragraph is a space, not a sentence end (hard-wrapped Markdown and
-    text). A list item, a heading, a table row and a blank line start a new block, and a
+    text). A list item, a heading, a line of a table and a blank line start a new block, and a
     sentence never runs across blocks, so list items count as sentences of their own, and so
-    does each table row, whole.
+    does each table row, whole. ``table_header`` is the header of a table ``text`` starts inside
+    (`Chunk.table_header`), whose rows are rows too.
     """
     end = len(text) if end is None else end
+    in_tables = _tables(text, table_header)
     spans: list[tuple[int, int]] = []
-    for block_start, block_end in _blocks(text, start, end):
+    for block_start, block_end in _blocks(text, start, end, in_tables):
         cursor = block_start
-        if opens_code(text, block_start) or is_table_row(text[block_start:block_end]):
+        first = block_start + len(text[block_start:block_end]) - len(text[block_start:block_end].lstrip())
+        if opens_code(text, block_start) or any(t.holds(first) for t in in_tables):
             spans.append((block_start, block_end))  # fenced code or a table row: one unit, never split
             continue
         for match in _SENTENCE_END.finditer(text, block_start, block_end):
@@ -301,8 +305,15 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
     return out
 
 
-def _blocks(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
-    """Runs of lines that belong together: a paragraph, or one list item with its wrapped lines."""
+@functools.lru_cache(maxsize=8)
+def _tables(text: str, table_header: str) -> tuple[Table, ...]:
+    """`markup.tables`, once per text: a document's windows and sentences all ask for its tables."""
+    return tuple(tables(text, table_header))
+
+
+def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) -> Iterator[tuple[int, int]]:
+    """Runs of lines that belong together: a paragraph, one list item with its wrapped lines, or
+    one line of a table (``in_tables``)."""
     block_start: int | None = None
     block_end = start
     a = start
@@ -330,7 +341,9 @@ def _blocks(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
                 block_start = None
             a = next_a
             continue
-        if is_html_only(piece):  # a line of tags is a block of its own: the words inside stand apart
+        indent = len(piece) - len(piece.lstrip())
+        if is_html_only(piece) or any(t.holds(a + indent) for t in in_tables):
+            # A line of tags is a block of its own (the words inside stand apart), as a table's line is.
             if block_start is not None:
                 yield block_start, block_end
                 block_start = None

@@ -423,7 +423,7 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
     numbers: dict[int, str] = {}  # index in raw of a sentence that opens a numbered item -> "3."
     in_tables = tables(passage.text, passage.table_header)
     rows: dict[int, Table] = {}  # index in raw of a table's body row -> its table
-    for a, b in sentence_spans(passage.text):
+    for a, b in sentence_spans(passage.text, table_header=passage.table_header):
         piece = passage.text[a:b]
         table = next((t for t in in_tables if t.holds(a)), None)
         if table is not None:

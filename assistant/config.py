@@ -22,8 +22,9 @@ DIST_NAME = "askdocs-cited"
 #: 8: a "# comment" in code is no document title; 9: a list stays with a lead-in line ending in a
 #: colon inside emphasis, "**Sidebar:**"; 10: a table row is one sentence, embedded as its cells
 #: after their columns' names, and a chunk cut from a long table keeps its header; 11: a line of
-#: nothing but HTML tags is a block of its own and never a sentence); forces a full rebuild.
-CHUNKER_VERSION = "11"
+#: nothing but HTML tags is a block of its own and never a sentence; 12: a table without its outer
+#: pipes is a table); forces a full rebuild.
+CHUNKER_VERSION = "12"
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 

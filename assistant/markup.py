@@ -89,15 +89,26 @@ def is_html_only(line: str) -> bool:
 
 # -- tables ---------------------------------------------------------------------------------
 
-#: A table's delimiter row, under its header row: "|---|:---:|".
-_TABLE_DELIMITER = re.compile(r"^\s*\|\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*$")
+#: A table's delimiter row, under its header row: "|---|:---:|", or "--- | :---:" without the outer
+#: pipes (a pipe somewhere is required: "---" alone is a rule or a heading's underline).
+_TABLE_DELIMITER = re.compile(r"^\s*\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*$")
 #: A pipe that separates two cells (one written "\|" is part of a cell).
 _CELL_SEPARATOR = re.compile(r"(?<!\\)\|")
 
 
 def is_table_row(line: str) -> bool:
-    """Whether a line is a table row as this reader knows tables: written between pipes ("| a | b |")."""
-    return line.lstrip().startswith("|")
+    """Whether a line may be a table row: it holds a pipe that separates cells, between pipes
+    ("| a | b |") or not ("a | b", as GFM allows). Only a header and delimiter row above make it one
+    (`tables`)."""
+    return bool(_CELL_SEPARATOR.search(line))
+
+
+def _is_delimiter(line: str, header: str) -> bool:
+    """Whether ``line`` is the delimiter row under ``header``. A header without its outer pipes must
+    have as many cells as the delimiter row, as GFM requires: a sentence holding a pipe is no header."""
+    if "|" not in line or not _TABLE_DELIMITER.match(line):
+        return False
+    return header.lstrip().startswith("|") or len(table_cells(header)) == len(table_cells(line))
 
 
 @dataclass(frozen=True)
@@ -133,7 +144,8 @@ def table_cells(row: str) -> list[str]:
 
 
 def tables(text: str, continued: str = "") -> list[Table]:
-    """The tables of ``text``: a header row, a delimiter row, then body rows.
+    """The tables of ``text``: a header row, a delimiter row, then body rows, with or without their
+    outer pipes; a line holding no cell separator ends a table.
 
     Args:
         text: The text, a whole file or a passage of one.
@@ -163,7 +175,7 @@ def tables(text: str, continued: str = "") -> list[Table]:
         found.append(Table(header.strip(), delimiter.strip(), lines[0][0], lines[i - 1][1], tuple(lines[:i])))
     while i + 1 < len(lines):
         (a, b), (c, d) = lines[i], lines[i + 1]
-        if not (is_table_row(text[a:b]) and _TABLE_DELIMITER.match(text[c:d])):
+        if not (is_table_row(text[a:b]) and _is_delimiter(text[c:d], text[a:b])):
             i += 1
             continue
         j = rows_from(i + 2)

@@ -166,6 +166,27 @@ def test_a_table_row_is_one_sentence_embedded_under_its_columns_names() -> None:
     ]  # the header and delimiter rows are not sentences of their own
 
 
+def test_a_table_without_outer_pipes_is_read_as_a_table() -> None:
+    text = (
+        "Plans compared. See below.\n\n"
+        "Plan | Price per month | Notes\n--- | ---: | ---\nFree | $0 | For trying it out. Limited to one user.\n"
+        "Pro | $12 | Billed yearly.\n\nAll plans include TLS. Prices include tax.\n"
+    )
+    spans = [text[s:e] for s, e in sentence_spans(text)]
+    assert "Free | $0 | For trying it out. Limited to one user." in spans  # a row is one sentence, as GFM reads it
+    assert "Plans compared." in spans and "All plans include TLS." in spans  # the prose around it is not
+
+    assert sentence_texts(text, "Pricing") == [
+        "Pricing: Plan: Free; Price per month: $0; Notes: For trying it out. Limited to one user.",
+        "Pricing: Plan: Pro; Price per month: $12; Notes: Billed yearly.",
+        "Pricing: All plans include TLS.",
+        "Pricing: Prices include tax.",
+    ]  # the header and delimiter rows are not sentences ("See below." is too short to be one)
+    # A sentence holding a pipe is no header: its cells do not match the delimiter row's
+    assert tables("Pipe it: a | b.\n--- | --- | ---\n") == []
+    assert tables("Then run it.\n---\n") == []  # a heading's underline is no delimiter row
+
+
 def test_rows_whose_header_the_passage_lacks_belong_to_no_table() -> None:
     text = "| Pro | $12 | yearly |\n| Team | $40 | monthly |"  # a passage cut from a long table's middle
     assert tables(text) == []

@@ -626,6 +626,19 @@ def test_a_table_row_is_quoted_under_its_header_with_the_marker_in_its_last_cell
     assert all(row.startswith("| ") and row.endswith(" |") for row in table)  # nothing but rows in it
 
 
+def test_a_row_of_a_table_without_outer_pipes_is_quoted_under_its_header(embedder: Embedder) -> None:
+    text = (  # PLANS's table written GFM's other way, without its outer pipes
+        "Acme Cloud offers three plans, billed monthly.\n\nPlan | Price per month | Storage\n--- | --- | ---\n"
+        "Free | $0 | 5 GB\nPro | $12 | 100 GB\nTeam | $40 | 1 TB\n\n"
+        "Every plan includes TLS encryption at no extra cost."
+    )
+    passage = Passage("id", text, "pricing.md", "Pricing", "Plans", 0, len(text), 1.0, 0.6)
+
+    answer, _ = compose(embedder, "How much storage does the Team plan include?", [passage])
+
+    assert "Plan | Price per month | Storage\n--- | --- | ---\nTeam | $40 | 1 TB [1]\n\n" in answer
+
+
 LEAVE = (
     "Employees accrue paid time off from their first day.\n\n| Country | Years of service | Days per year |\n|---|---|---|\n"
     + "".join(
