@@ -7,7 +7,6 @@ from randomness, so they are stable across rebuilds.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
@@ -280,7 +279,7 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, table_head
     (`Chunk.table_header`), whose rows are rows too.
     """
     end = len(text) if end is None else end
-    in_tables = _tables(text, table_header)
+    in_tables = tables(text, table_header)
     spans: list[tuple[int, int]] = []
     for block_start, block_end in _blocks(text, start, end, in_tables):
         cursor = block_start
@@ -303,12 +302,6 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, table_head
         if s < e:
             out.append((s, e))
     return out
-
-
-@functools.lru_cache(maxsize=8)
-def _tables(text: str, table_header: str) -> tuple[Table, ...]:
-    """`markup.tables`, once per text: a document's windows and sentences all ask for its tables."""
-    return tuple(tables(text, table_header))
 
 
 def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) -> Iterator[tuple[int, int]]:

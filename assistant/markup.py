@@ -8,6 +8,7 @@ may hold) all read them here, so they never disagree about what a heading or a l
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -145,7 +146,8 @@ def table_cells(row: str) -> list[str]:
 
 def tables(text: str, continued: str = "") -> list[Table]:
     """The tables of ``text``: a header row, a delimiter row, then body rows, with or without their
-    outer pipes; a line holding no cell separator ends a table.
+    outer pipes; a line holding no cell separator ends a table. Read once per text: a passage's
+    sentences and the caller splitting it both ask (`chunking.sentence_spans`).
 
     Args:
         text: The text, a whole file or a passage of one.
@@ -156,6 +158,11 @@ def tables(text: str, continued: str = "") -> list[Table]:
     Returns:
         The tables, in order.
     """
+    return list(_tables(text, continued))
+
+
+@functools.lru_cache(maxsize=8)
+def _tables(text: str, continued: str) -> tuple[Table, ...]:
     lines: list[tuple[int, int]] = []  # (start, end) of each line, without its indent or line break
     offset = 0
     for line in text.split("\n"):
@@ -181,4 +188,4 @@ def tables(text: str, continued: str = "") -> list[Table]:
         j = rows_from(i + 2)
         found.append(Table(text[a:b].strip(), text[c:d].strip(), a, lines[j - 1][1], tuple(lines[i + 2 : j])))
         i = j
-    return found
+    return tuple(found)
