@@ -607,6 +607,29 @@ def test_the_second_passage_is_quoted_when_its_best_sentence_is_near_the_best(em
     assert compose(embedder, question, [first, near])[0].count("Part-time employees get a pro rata share") == 1
 
 
+def test_the_second_passage_brings_the_detail_after_its_quoted_sentence(embedder: Embedder) -> None:
+    home = (
+        "Staff may work from home on any day agreed with their manager. Home working is recorded in "
+        "the HR portal. Equipment for a home office is provided on request."
+    )
+    abroad = (
+        "Working from another country has its own rules. Staff may work from another country for at "
+        "most 20 days a year. Longer stays need the approval of HR."
+    )
+    first = Passage("home", home, "handbook.md", "Handbook", "Working from home", 0, len(home), 1.0, 0.6)
+    second = Passage(
+        "abroad", abroad, "handbook.md", "Handbook", "Working abroad", 1000, 1000 + len(abroad), 0.9, 0.5
+    )
+    question = "What are the rules for working from home?"
+    composer = ExtractiveComposer(SentenceCache(embedder), min_units=1, max_units=1, margin=0.0)
+
+    answer, cited = composer.compose(question, embedder.embed_query(question), [first, second])
+
+    assert [p.id for p in cited] == ["home", "abroad"]
+    assert "Working from another country has its own rules. [2]" in answer  # the sentence the rule quotes ...
+    assert "for at most 20 days a year. [2]" in answer  # ... with what it announces, though the answer was full
+
+
 PLANS = (
     "Acme Cloud offers three plans, billed monthly.\n\n| Plan | Price per month | Storage |\n|---|---|---|\n"
     "| Free | $0 | 5 GB |\n| Pro | $12 | 100 GB |\n| Team | $40 | 1 TB |\n\n"
