@@ -211,6 +211,7 @@ class ExtractiveComposer:
         every = sorted(range(len(units)), key=lambda i: -scores[i])
         order = [i for i in every if main[i]]
         best = order[0]
+
         # The best sentence often names the topic and the next ones in its passage give the detail.
         def detail(i: int) -> list[int]:
             """The sentences after ``units[i]`` in its passage that come with it (rows after a row

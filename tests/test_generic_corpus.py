@@ -617,9 +617,7 @@ def test_the_second_passage_brings_the_detail_after_its_quoted_sentence(embedder
         "most 20 days a year. Longer stays need the approval of HR."
     )
     first = Passage("home", home, "handbook.md", "Handbook", "Working from home", 0, len(home), 1.0, 0.6)
-    second = Passage(
-        "abroad", abroad, "handbook.md", "Handbook", "Working abroad", 1000, 1000 + len(abroad), 0.9, 0.5
-    )
+    second = Passage("abroad", abroad, "handbook.md", "Handbook", "Working abroad", 1000, 1000 + len(abroad), 0.9, 0.5)
     question = "What are the rules for working from home?"
     composer = ExtractiveComposer(SentenceCache(embedder), min_units=1, max_units=1, margin=0.0)
 
