@@ -212,10 +212,9 @@ class ExtractiveComposer:
         order = [i for i in every if main[i]]
         best = order[0]
 
-        # The best sentence often names the topic and the next ones in its passage give the detail.
         def detail(i: int) -> list[int]:
-            """The sentences after ``units[i]`` in its passage that come with it (rows after a row
-            are other rows, not its detail)."""
+            """The sentences after ``units[i]`` in its passage that come with it: a sentence often
+            names the topic and the next ones give the detail (rows after a row are other rows)."""
             return [
                 j
                 for j in range(i + 1, min(i + 1 + self.follow, len(units)))
