@@ -63,9 +63,10 @@ def test_quick_benchmark_writes_table_json_and_plot(tmp_path: Path) -> None:
     }
     assert all(row["ours"] is not None for row in results["rows"])
     # every figure has its baseline, except the ONNX export, a step the default pipeline does not
-    # have, and follow-up dialogs, which the default's query engine cannot hold
+    # have, follow-up dialogs, which the default's query engine cannot hold, and how an answer opens,
+    # which for the default (its prompt echoed) is a template line
     without = {row["figure"] for row in results["rows"] if row["llamaindex"] is None}
-    assert without == {"ONNX export of the model (once; needs torch)", "follow-ups right"}
+    assert without == {"ONNX export of the model (once; needs torch)", "follow-ups right", "answer opens with it"}
     assert [p["size"] for p in results["scale"]["ours"]] == [200]
     assert (tmp_path / "scale.png").read_bytes().startswith(b"\x89PNG")
 
@@ -94,8 +95,34 @@ def test_blind_figures_tell_an_unsure_refusal_from_not_covered() -> None:
     figures = evaluate(Bot(), {"inscope": items, "offtopic": [], "followups": []})
 
     assert figures["answer-text hit"] == 1 / 3  # only an answered question counts
+    assert figures["answer opens with it"] == 1 / 3
     assert figures["in-scope refused"] == 2 / 3
     assert figures["in-scope called not covered"] == 1 / 3
+
+
+def test_an_answer_opens_with_the_fragment_only_when_its_first_paragraph_holds_it() -> None:
+    from types import SimpleNamespace
+
+    from bench.blind import evaluate
+
+    passage = SimpleNamespace(text="Fine-tuning takes weeks.")
+    replies = {
+        "first": "Fine-tuning takes weeks. [1]\n\nPrompting takes days. [2]",
+        "second": "Prompting takes days. [1]\n\nFine-tuning takes weeks. [2]",
+    }
+
+    class Bot:
+        def retrieve(self, question: str, k: int) -> list[SimpleNamespace]:
+            return [passage]
+
+        def ask(self, question: str, history: object = None) -> SimpleNamespace:
+            return SimpleNamespace(text=replies[question], citations=(passage,), answerable=True, query=question)
+
+    items = [{"id": q, "question": q, "fragments": ["takes weeks"]} for q in replies]
+    figures = evaluate(Bot(), {"inscope": items, "offtopic": [], "followups": []})
+
+    assert figures["answer-text hit"] == 1.0
+    assert figures["answer opens with it"] == 1 / 2
 
 
 def test_rankings_find_the_answering_passage_in_each_ranking_as_the_engine_returns_it(bot) -> None:
