@@ -628,6 +628,30 @@ def test_the_second_passage_brings_the_detail_after_its_quoted_sentence(embedder
     assert "for at most 20 days a year. [2]" in answer  # ... with what it announces, though the answer was full
 
 
+def test_the_answer_opens_with_the_higher_ranked_passage_when_their_sentences_score_alike(embedder: Embedder) -> None:
+    abroad = (
+        "Working from another country has its own rules. Staff may work from another country for at "
+        "most 20 days a year. Longer stays need the approval of HR."
+    )
+    home = "Staff may work from home on any day agreed with their manager. Home working is recorded in the HR portal."
+    ranked_first = Passage("abroad", abroad, "handbook.md", "Handbook", "Working abroad", 0, len(abroad), 1.0, 0.6)
+    ranked_second = Passage(
+        "home", home, "handbook.md", "Handbook", "Working from home", 1000, 1000 + len(home), 0.9, 0.5
+    )
+    question = "What are the rules for working from home?"  # the second passage's sentences score best
+    vector = embedder.embed_query(question)
+
+    def answer(rank_weight: float) -> str:
+        composer = ExtractiveComposer(SentenceCache(embedder), min_units=1, margin=0.0, rank_weight=rank_weight)
+        return composer.compose(question, vector, [ranked_first, ranked_second])[0]
+
+    by_score, by_rank = answer(0.0), answer(1.0)
+    assert by_score.startswith("Staff may work from home")
+    assert by_rank.startswith("Working from another country has its own rules.")
+    unmarked = [sorted(re.sub(r" \[\d\]", "", a).split("\n\n")) for a in (by_score, by_rank)]
+    assert unmarked[0] == unmarked[1]  # the same paragraphs, reordered (and their markers renumbered)
+
+
 PLANS = (
     "Acme Cloud offers three plans, billed monthly.\n\n| Plan | Price per month | Storage |\n|---|---|---|\n"
     "| Free | $0 | 5 GB |\n| Pro | $12 | 100 GB |\n| Team | $40 | 1 TB |\n\n"
