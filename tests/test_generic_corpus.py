@@ -607,17 +607,27 @@ def test_the_second_passage_is_quoted_when_its_best_sentence_is_near_the_best(em
     assert compose(embedder, question, [first, near])[0].count("Part-time employees get a pro rata share") == 1
 
 
+HOME = (
+    "Staff may work from home on any day agreed with their manager. Home working is recorded in "
+    "the HR portal. Equipment for a home office is provided on request."
+)
+ABROAD = (
+    "Working from another country has its own rules. Staff may work from another country for at "
+    "most 20 days a year. Longer stays need the approval of HR."
+)
+
+
+def _staff_passage(id: str, text: str, section: str, rank: int) -> Passage:
+    """A handbook passage of ``text`` under ``section``, as the retrieval returns it at ``rank``."""
+    start = 1000 * rank
+    return Passage(
+        id, text, "handbook.md", "Handbook", section, start, start + len(text), 1.0 - rank / 10, 0.6 - rank / 10
+    )
+
+
 def test_the_second_passage_brings_the_detail_after_its_quoted_sentence(embedder: Embedder) -> None:
-    home = (
-        "Staff may work from home on any day agreed with their manager. Home working is recorded in "
-        "the HR portal. Equipment for a home office is provided on request."
-    )
-    abroad = (
-        "Working from another country has its own rules. Staff may work from another country for at "
-        "most 20 days a year. Longer stays need the approval of HR."
-    )
-    first = Passage("home", home, "handbook.md", "Handbook", "Working from home", 0, len(home), 1.0, 0.6)
-    second = Passage("abroad", abroad, "handbook.md", "Handbook", "Working abroad", 1000, 1000 + len(abroad), 0.9, 0.5)
+    first = _staff_passage("home", HOME, "Working from home", 0)
+    second = _staff_passage("abroad", ABROAD, "Working abroad", 1)
     question = "What are the rules for working from home?"
     composer = ExtractiveComposer(SentenceCache(embedder), min_units=1, max_units=1, margin=0.0)
 
@@ -629,15 +639,8 @@ def test_the_second_passage_brings_the_detail_after_its_quoted_sentence(embedder
 
 
 def test_the_answer_opens_with_the_higher_ranked_passage_when_their_sentences_score_alike(embedder: Embedder) -> None:
-    abroad = (
-        "Working from another country has its own rules. Staff may work from another country for at "
-        "most 20 days a year. Longer stays need the approval of HR."
-    )
-    home = "Staff may work from home on any day agreed with their manager. Home working is recorded in the HR portal."
-    ranked_first = Passage("abroad", abroad, "handbook.md", "Handbook", "Working abroad", 0, len(abroad), 1.0, 0.6)
-    ranked_second = Passage(
-        "home", home, "handbook.md", "Handbook", "Working from home", 1000, 1000 + len(home), 0.9, 0.5
-    )
+    ranked_first = _staff_passage("abroad", ABROAD, "Working abroad", 0)
+    ranked_second = _staff_passage("home", HOME, "Working from home", 1)
     question = "What are the rules for working from home?"  # the second passage's sentences score best
     vector = embedder.embed_query(question)
 
