@@ -283,7 +283,8 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, table_head
     spans: list[tuple[int, int]] = []
     for block_start, block_end in _blocks(text, start, end, in_tables):
         cursor = block_start
-        first = block_start + len(text[block_start:block_end]) - len(text[block_start:block_end].lstrip())
+        block = text[block_start:block_end]
+        first = block_start + len(block) - len(block.lstrip())  # where its text starts, past any indent
         if opens_code(text, block_start) or any(t.holds(first) for t in in_tables):
             spans.append((block_start, block_end))  # fenced code or a table row: one unit, never split
             continue
