@@ -289,7 +289,7 @@ class ExtractiveComposer:
             chosen += [j for j in detail(pick) if j not in chosen and not repeats(j)]
         chosen = _with_antecedents(units, chosen, best)
         chosen = _from_first_item(units, chosen, passages)
-        return _render(units, chosen, scores, passages, self.rank_weight)
+        return _render(units, chosen, scores, passages, rank_weight=self.rank_weight)
 
 
 def _rows_naming_nothing_asked(units: Sequence[_Unit], asked: set[str], stems: _Stems) -> list[int]:
@@ -532,7 +532,7 @@ def _ends_in_table(paragraph: str) -> bool:
 
 
 def _render(
-    units: list[_Unit], chosen: list[int], scores: list[float], passages: list[Passage], rank_weight: float = 0.0
+    units: list[_Unit], chosen: list[int], scores: list[float], passages: list[Passage], *, rank_weight: float
 ) -> tuple[str, list[Passage]]:
     """The answer: the runs by their best sentence's score, less ``rank_weight`` for each place their
     passage ranks below the first (`ExtractiveComposer.rank_weight`).

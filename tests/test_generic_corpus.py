@@ -26,6 +26,8 @@ from assistant.retrieval import Passage
 ROOT = Path(__file__).resolve().parent.parent
 HANDBOOK = ROOT / "bench" / "corpora" / "handbook"
 KETTLE = ROOT / "tests" / "fixtures" / "kettle"
+#: The composer's own weight; the rendering tests hold one passage, so it orders nothing there.
+RANK_WEIGHT = ExtractiveComposer.rank_weight
 #: The generic engine: none of these may name the product corpus's subject in code.
 ENGINE_MODULES = [
     "answer.py", "chunking.py", "compose.py", "engine.py", "followup.py", "llm.py",
@@ -306,15 +308,15 @@ def test_a_numbered_list_stays_numbered() -> None:
     units = _units(0, passages[0])
     items = [i for i, u in enumerate(units) if u.number]
 
-    answer, _ = _render(units, items[1:], [1.0] * len(units), passages)
+    answer, _ = _render(units, items[1:], [1.0] * len(units), passages, rank_weight=RANK_WEIGHT)
 
     assert answer == "2. Control: one adapts.\n3. Cost: one is cheap. [1]"  # one marker for the list
-    answer, _ = _render(units, list(range(len(units))), [1.0] * len(units), passages)
+    answer, _ = _render(units, list(range(len(units))), [1.0] * len(units), passages, rank_weight=RANK_WEIGHT)
     assert answer == (
         "The differences: [1]\n\n1. Approach: one shapes input. It is quick.\n"
         "2. Control: one adapts.\n3. Cost: one is cheap. [1]"
     )
-    answer, _ = _render(units, [items[0], items[2]], [1.0] * len(units), passages)
+    answer, _ = _render(units, [items[0], items[2]], [1.0] * len(units), passages, rank_weight=RANK_WEIGHT)
     assert answer == "1. Approach: one shapes input. [1]\n3. Cost: one is cheap. [1]"  # a gap: each cited
 
 
@@ -418,7 +420,9 @@ def test_a_numbered_item_is_quoted_from_its_lists_first_item() -> None:
     units = _units(0, passages[0])
     third = next(i for i, u in enumerate(units) if u.number == "3.")
 
-    answer, _ = _render(units, _from_first_item(units, [third], passages), [1.0] * len(units), passages)
+    answer, _ = _render(
+        units, _from_first_item(units, [third], passages), [1.0] * len(units), passages, rank_weight=RANK_WEIGHT
+    )
 
     assert answer == (
         "1. Approach: one shapes input. It is quick.\n2. Control: one adapts.\n3. Cost: one is cheap. [1]"
