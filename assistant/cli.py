@@ -202,7 +202,8 @@ def chat(ctx: click.Context, as_json: bool) -> None:
     if interactive:
         _line_editing()
     if interactive and not as_json:
-        click.echo("Ask about prompt engineering vs fine-tuning. /help lists the commands, /quit ends.")
+        # What the corpus in use covers, from its titles: the greeting is right for any corpus.
+        click.echo(f"Ask about {bot.retriever.profile.topic}. /help lists the commands, /quit ends.")
     while True:
         try:
             question = input("you> ") if interactive else input()

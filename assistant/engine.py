@@ -95,7 +95,7 @@ class _Retriever(HybridRetriever):
 
 
 class Assistant:
-    """Answers questions about prompt engineering vs fine-tuning from the indexed corpus.
+    """Answers questions from the indexed corpus (this project's by default: prompt engineering vs fine-tuning).
 
     Build one with `Assistant.open()`; pass collaborators in to replace the defaults.
     """

@@ -79,9 +79,10 @@ def terminal(bot: Assistant) -> Iterator[type[Terminal]]:
         t.close()
 
 
-def test_chat_line_editing_history_help_clear_and_rendered_markdown(terminal) -> None:
+def test_chat_line_editing_history_help_clear_and_rendered_markdown(terminal, bot: Assistant) -> None:
     t = terminal("chat")
-    t.wait_for(r"you>")
+    screen = t.wait_for(r"you>")
+    assert "Ask about the documents" in screen and bot.retriever.profile.titles[0] in screen  # the corpus in use
     t.type("/help")
     t.wait_for(r"/clear\s+forget the conversation")
 
