@@ -22,7 +22,6 @@ from .compose import ExtractiveComposer, SentenceCache
 from .embeddings import Embedder
 from .errors import LLMError
 from .followup import (
-    asks_to_choose,
     bare_phrase,
     context_of,
     may_follow,
@@ -420,14 +419,10 @@ class AnswerEngine:
 
         Returns:
             What was searched, its embedding and the passages, when the question points back
-            (`followup.refers_back`) or asks to choose among things it does not name
-            (`followup.asks_to_choose`) and the titles pull it no further than neutral words would
+            (`followup.refers_back`) and the titles pull it no further than neutral words would
             (`RefusalPolicy.implies_subject`); else None.
         """
-        if not (refers_back(question) or asks_to_choose(question)):
-            # Blind sets (bench/blind), choosing questions taken too: dev product in-scope refused
-            # 0.026 -> 0.009, answer text 0.809 -> 0.826, answer or citations 0.835 -> 0.852; test
-            # product in-scope refused 0.052 -> 0.043; no other figure of either half moved.
+        if not refers_back(question):
             return None
         retriever = retriever or self._retriever()
         combined, vector, passages, best, neutral = self._after(retriever, question, retriever.profile.subject_text)

