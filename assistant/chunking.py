@@ -19,6 +19,7 @@ from .markup import (
     LIST_ITEM,
     Table,
     fence_after,
+    indent,
     is_html_only,
     leads_in,
     opens_code,
@@ -150,7 +151,7 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
                 flush_block()
             fence = fence_after(line, fence)
             if stripped or fence:
-                current.append(_Span(start + len(line) - len(line.lstrip()), start + len(line.rstrip())))
+                current.append(_Span(start + indent(line), start + len(line.rstrip())))
             continue
         heading = HEADING.match(stripped)
         setext = setext_level(lines, i)
@@ -174,7 +175,7 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
             flush_block()
             continue
         end = start + len(line.rstrip())
-        start += len(line) - len(line.lstrip())
+        start += indent(line)
         is_item = bool(LIST_ITEM.match(line))
         if current and current[-1].is_item and not is_item and line[:1] in " \t":
             current[-1] = _Span(current[-1].start, end, True)  # a wrapped list item's next line
@@ -284,7 +285,7 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, table_head
     for block_start, block_end in _blocks(text, start, end, in_tables):
         cursor = block_start
         block = text[block_start:block_end]
-        first = block_start + len(block) - len(block.lstrip())  # where its text starts, past any indent
+        first = block_start + indent(block)  # where its text starts
         if opens_code(text, block_start) or any(t.holds(first) for t in in_tables):
             spans.append((block_start, block_end))  # fenced code or a table row: one unit, never split
             continue
@@ -335,8 +336,7 @@ def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) ->
                 block_start = None
             a = next_a
             continue
-        indent = len(piece) - len(piece.lstrip())
-        if is_html_only(piece) or any(t.holds(a + indent) for t in in_tables):
+        if is_html_only(piece) or any(t.holds(a + indent(piece)) for t in in_tables):
             # A line of tags is a block of its own (the words inside stand apart), as a table's line is.
             if block_start is not None:
                 yield block_start, block_end

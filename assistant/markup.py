@@ -23,6 +23,11 @@ _UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 
 
+def indent(text: str) -> int:
+    """How many characters of white space ``text`` opens with: where its words start."""
+    return len(text) - len(text.lstrip())
+
+
 def setext_level(lines: Sequence[str], i: int) -> int:
     """The level of a setext heading on line ``i`` (a line of text underlined with === or ---), or 0.
 
@@ -166,7 +171,7 @@ def _tables(text: str, continued: str) -> tuple[Table, ...]:
     lines: list[tuple[int, int]] = []  # (start, end) of each line, without its indent or line break
     offset = 0
     for line in text.split("\n"):
-        lines.append((offset + len(line) - len(line.lstrip()), offset + len(line.rstrip("\r"))))
+        lines.append((offset + indent(line), offset + len(line.rstrip("\r"))))
         offset += len(line) + 1
 
     def rows_from(i: int) -> int:
