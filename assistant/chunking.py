@@ -282,11 +282,9 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, table_head
     end = len(text) if end is None else end
     in_tables = tables(text, table_header)
     spans: list[tuple[int, int]] = []
-    for block_start, block_end in _blocks(text, start, end, in_tables):
+    for block_start, block_end, whole in _blocks(text, start, end, in_tables):
         cursor = block_start
-        block = text[block_start:block_end]
-        first = block_start + indent(block)  # where its text starts
-        if opens_code(text, block_start) or any(t.holds(first) for t in in_tables):
+        if whole:
             spans.append((block_start, block_end))  # fenced code or a table row: one unit, never split
             continue
         for match in _SENTENCE_END.finditer(text, block_start, block_end):
@@ -306,9 +304,10 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, table_head
     return out
 
 
-def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) -> Iterator[tuple[int, int]]:
+def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) -> Iterator[tuple[int, int, bool]]:
     """Runs of lines that belong together: a paragraph, one list item with its wrapped lines, or
-    one line of a table (``in_tables``)."""
+    one line of a table (``in_tables``); each with whether it is one unit, never split into sentences
+    (fenced code, a table's line)."""
     block_start: int | None = None
     block_end = start
     a = start
@@ -319,37 +318,38 @@ def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) ->
         opens = FENCE.match(piece)
         if fence or opens:  # fenced code is one block of its own, blank lines and all
             if not fence and block_start is not None:
-                yield block_start, block_end
+                yield block_start, block_end, False
                 block_start = None
             if block_start is None:
                 block_start = a
             block_end = b
             fence = fence_after(piece, fence)
             if not fence:  # the closing line
-                yield block_start, block_end
+                yield block_start, block_end, True
                 block_start = None
             a = next_a
             continue
         if not piece.strip():
             if block_start is not None:
-                yield block_start, block_end
+                yield block_start, block_end, False
                 block_start = None
             a = next_a
             continue
-        if is_html_only(piece) or any(t.holds(a + indent(piece)) for t in in_tables):
+        in_table = any(t.holds(a + indent(piece)) for t in in_tables)
+        if in_table or is_html_only(piece):
             # A line of tags is a block of its own (the words inside stand apart), as a table's line is.
             if block_start is not None:
-                yield block_start, block_end
+                yield block_start, block_end, False
                 block_start = None
-            yield a, b
+            yield a, b, in_table
             a = next_a
             continue
         if block_start is not None and _BLOCK_START.match(piece):
-            yield block_start, block_end
+            yield block_start, block_end, False
             block_start = None
         if block_start is None:
             block_start = a
         block_end = b
         a = next_a
     if block_start is not None:
-        yield block_start, block_end
+        yield block_start, block_end, bool(fence)
