@@ -72,13 +72,21 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def load_sets(corpus: BlindCorpus) -> dict[str, list[dict[str, Any]]]:
-    """The labelled sets of one corpus: ``inscope`` (answerable only), ``offtopic``, ``followups``."""
+    """The labelled sets of one corpus: ``inscope`` (answerable only), ``offtopic``, ``followups``, and
+    where the corpus has them, short first messages split by their label into ``short_inscope`` and
+    ``short_offtopic`` (those labelled unclear are left out)."""
     inscope = [q for q in _jsonl(BLIND / f"{corpus.prefix}_inscope.jsonl") if q.get("answerable", True)]
-    return {
+    sets = {
         "inscope": inscope,
         "offtopic": _jsonl(BLIND / f"{corpus.prefix}_offtopic.jsonl"),
         "followups": _jsonl(BLIND / f"{corpus.prefix}_followups.jsonl"),
     }
+    short = BLIND / f"{corpus.prefix}_short.jsonl"
+    if short.exists():
+        items = _jsonl(short)
+        sets["short_inscope"] = [q for q in items if q["answerable"] is True]
+        sets["short_offtopic"] = [q for q in items if q["answerable"] is False]
+    return sets
 
 
 def make_split() -> dict[str, dict[str, list[str]]]:
@@ -189,6 +197,8 @@ def evaluate(
         else:
             ok = not last.answerable
         follow.append((dialog, last, ok))
+    short_in = [(item, bot.ask(item["question"])) for item in sets.get("short_inscope", [])]
+    short_off = [(item, bot.ask(item["question"])) for item in sets.get("short_offtopic", [])]
     n = max(len(outcomes), 1)
     figures = {
         "hit@3": sum(o.hit3 for o in outcomes) / n,
@@ -204,6 +214,14 @@ def evaluate(
         "answer chars": sum(len(o.answer) for o in outcomes if o.answerable)
         / max(sum(o.answerable for o in outcomes), 1),
     }
+    if short_in:
+        figures["short in-scope answered"] = sum(
+            a.answerable and (holds(a.text, i["fragments"]) or any(holds(p.text, i["fragments"]) for p in a.citations))
+            for i, a in short_in
+        ) / len(short_in)
+        figures["short in-scope refused"] = sum(not a.answerable for _, a in short_in) / len(short_in)
+    if short_off:
+        figures["short off-topic refused"] = sum(not a.answerable for _, a in short_off) / len(short_off)
     if show is not None:
         for o in outcomes:
             if not o.text_hit:
@@ -214,6 +232,14 @@ def evaluate(
         for item, a in off:
             if a.answerable:
                 show(f"[OFF ANSWERED] {item['id']} {item['question']!r} -> {a.text[:120]!r}")
+        for item, a in short_in:
+            if not a.answerable or not (
+                holds(a.text, item["fragments"]) or any(holds(p.text, item["fragments"]) for p in a.citations)
+            ):
+                show(f"[SHORT IN] {item['id']} {item['question']!r} answerable={a.answerable} -> {a.text[:160]!r}")
+        for item, a in short_off:
+            if a.answerable:
+                show(f"[SHORT OFF ANSWERED] {item['id']} {item['question']!r} -> {a.text[:120]!r}")
         for dialog, last, ok in follow:
             if not ok:
                 show(
@@ -249,6 +275,10 @@ TARGETS = {
     "in-scope called not covered": "0",
     "off-topic refused": ">= 0.90",
     "follow-ups right": ">= 0.90",
+    # the issue's targets for in-scope and off-topic questions, held to short first messages too
+    "short in-scope answered": ">= 0.95",
+    "short in-scope refused": "<= 0.03",
+    "short off-topic refused": ">= 0.90",
 }
 HIGHER = {
     "hit@3",
@@ -257,6 +287,8 @@ HIGHER = {
     "answer or citations hit",
     "off-topic refused",
     "follow-ups right",
+    "short in-scope answered",
+    "short off-topic refused",
 }
 
 
@@ -293,7 +325,10 @@ def run(
                 sets = {kind: items[:limit] for kind, items in half_of(corpus, half).items()}
                 ours = evaluate(bot, sets, show if half == "dev" else None)
                 theirs = evaluate_default(default, sets) if default is not None else {}
-                section = f"blind {corpus.name} {half} ({len(sets['inscope'])} in / {len(sets['offtopic'])} off / {len(sets['followups'])} dialogs)"
+                counts = f"{len(sets['inscope'])} in / {len(sets['offtopic'])} off / {len(sets['followups'])} dialogs"
+                if "short_inscope" in sets:
+                    counts += f" / {len(sets['short_inscope'])}+{len(sets['short_offtopic'])} short"
+                section = f"blind {corpus.name} {half} ({counts})"
                 for figure, value in ours.items():
                     rows.append(
                         Row(
