@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
+#: A word written with hyphens between letters ("fine-tuning", "trade-off", "part-way").
+_HYPHENATED = re.compile(r"(?<![\w-])[^\W\d_]+(?:-[^\W\d_]+)+(?![\w-])")
 #: Names in code, which only a corpus that documents them writes: a dotted name ("st.cache_data",
 #: "secrets.toml"; each part two characters or more, so "e.g." is none), a command-line flag
 #: ("--keep-daily", "--server.port") and a snake_case name ("session_state"); a call's "()" is left off.
@@ -240,16 +242,21 @@ class CorpusProfile:
         return close[0] if close else None
 
     @cached_property
-    def _read(self) -> tuple[dict[str, str], _Names]:
-        """One pass over the passages' texts: `_spellings` and `_names`."""
+    def _read(self) -> tuple[dict[str, str], dict[str, str], _Names]:
+        """One pass over the passages' texts: `_spellings`, `_hyphenated` and `_names`."""
         counts: dict[str, Counter[str]] = {}
+        joined: dict[str, Counter[str]] = {}
         names = _Names()
         for text in self.texts():
             lower = text.lower()
             for word in _TOKEN.findall(lower):
                 counts.setdefault(self._stem.stemWord(word), Counter())[word] += 1
+            for compound in _HYPHENATED.findall(lower):
+                joined.setdefault(self._stem.stemWord(compound.replace("-", "")), Counter())[compound] += 1
             names.add(lower)
-        return {term: words.most_common(1)[0][0] for term, words in counts.items()}, names
+        spellings = {term: words.most_common(1)[0][0] for term, words in counts.items()}
+        hyphenated = {term: words.most_common(1)[0][0] for term, words in joined.items() if term not in self.doc_freq}
+        return spellings, hyphenated, names
 
     @property
     def _spellings(self) -> dict[str, str]:
@@ -257,9 +264,24 @@ class CorpusProfile:
         return self._read[0]
 
     @property
+    def _hyphenated(self) -> dict[str, str]:
+        """Each word the corpus writes only with hyphens, stemmed and joined -> how it writes it most
+        ("finetun" -> "fine-tuning")."""
+        return self._read[1]
+
+    @property
     def _names(self) -> _Names:
         """The names in code the corpus writes (`unknown_names`)."""
-        return self._read[1]
+        return self._read[2]
+
+    def hyphenated(self, word: str) -> str | None:
+        """How the corpus writes ``word`` when it writes it only with hyphens, or None: "finetuning"
+        and "finetune" are "fine-tuning" to a corpus that never joins the two words. Read only for
+        a word the corpus does not use (the passages' texts are read the first time)."""
+        term = self._stem.stemWord(word.lower())
+        if term in self.doc_freq or len(term) < 5:
+            return None
+        return self._hyphenated.get(term)
 
     def unknown_names(self, text: str) -> tuple[str, ...]:
         """The names in code in ``text`` that the corpus never writes, of a kind it does write.
@@ -339,7 +361,8 @@ class CorpusProfile:
         return _ACRONYM.sub(expand, text)
 
     def spelt(self, text: str, reads_whole: Callable[[str], bool] | None = None) -> str:
-        """``text`` with each typo of a corpus word (`known`) written as the corpus writes that word.
+        """``text`` with each typo of a corpus word (`known`), and each word the corpus writes only
+        with hyphens (`hyphenated`), written as the corpus writes that word.
 
         "can i report harrasment anonimously" reads "can i report harassment anonymous" (for each
         stem, the word the corpus writes most): the embedding model, unlike the keyword index,
@@ -364,6 +387,9 @@ class CorpusProfile:
             stem = self._stem.stemWord(lower)
             if stem in self.doc_freq:
                 return word
+            joined = self.hyphenated(lower)
+            if joined:
+                return joined
             known = self.known(stem, lower)
             return self._spellings.get(known, word) if known else word
 
@@ -376,21 +402,31 @@ class CorpusProfile:
         """Each content term of ``text`` (as the corpus spells it: typos mended, acronyms it spells
         out `expanded`) with its IDF."""
         out: dict[str, float] = {}
-        for word in self._words(self.expanded(text)):
+        for word in self._content_words(text):
             term = self._stem.stemWord(word)
             known = self.known(term, word)
             out[known or term] = self.idf(known or term)
         return out
+
+    def _content_words(self, text: str) -> list[str]:
+        """The content words of ``text`` as the corpus writes them: acronyms it spells out
+        `expanded`, words it writes only with hyphens (`hyphenated`) as their parts."""
+        words = []
+        for word in self._words(self.expanded(text)):
+            joined = None if self._stem.stemWord(word) in self.doc_freq or _everyday(word) else self.hyphenated(word)
+            words.extend(self._words(joined) if joined else [word])
+        return words
 
     def coverage(self, text: str) -> float:
         """The IDF-weighted share of the text's content words that the corpus uses (1.0 with none).
 
         A word the corpus never uses is left out when it is an everyday English word
         (`EVERYDAY_ZIPF`): "How long does each one take?" uses no word that names another subject.
-        An acronym the corpus spells out counts as its words (`expanded`).
+        An acronym the corpus spells out, or a word it writes only with hyphens, counts as its
+        words (`_content_words`).
         """
         covered = total = 0.0
-        for word in dict.fromkeys(self._words(self.expanded(text))):
+        for word in dict.fromkeys(self._content_words(text)):
             term = self._stem.stemWord(word)
             if term in self.doc_freq:
                 known: str | None = term

@@ -155,6 +155,21 @@ def test_a_question_with_typos_is_searched_as_the_corpus_spells_its_words(handbo
     assert handbook.ask(typed).answerable
 
 
+def test_a_word_the_corpus_writes_only_with_hyphens_is_read_as_it_writes_it(handbook: Assistant) -> None:
+    profile = handbook.retriever.profile
+    typed = "What if I start partway through the year? Is there a perdiem?"
+
+    assert profile.spelt(typed) == "What if I start part-way through the year? Is there a per-diem?"
+    assert profile.coverage(typed) == 1.0  # its parts are the handbook's words
+    assert profile.coverage("What if I start partway through the year?") == profile.coverage(
+        "What if I start part-way through the year?"
+    )
+    assert profile.hyphenated("partway") == "part-way"
+    assert profile.hyphenated("part") is None  # a word the handbook uses as it is
+    assert profile.hyphenated("sourdough") is None  # a word the handbook lacks, hyphenated or not
+    assert [p.id for p in handbook.retrieve(typed, k=3)] == [p.id for p in handbook.retrieve(profile.spelt(typed), k=3)]
+
+
 def test_hard_wrapped_lines_are_quoted_as_whole_sentences(handbook: Assistant) -> None:
     answer = handbook.ask("How does annual leave build up?")
     cited_files = {p.source for p in answer.citations}
