@@ -21,10 +21,12 @@ from .markup import (
     fence_after,
     indent,
     is_html_only,
+    is_quoted,
     leads_in,
     opens_code,
     setext_level,
     tables,
+    unquoted,
 )
 
 #: A paragraph or list longer than this is split into sentence or item windows.
@@ -35,9 +37,12 @@ MAX_CHUNK_CHARS = 640
 #: ~1,050–1,140 characters, under the 1,500 budget).
 MERGE_CHARS = 550
 
-#: A sentence ends at . ! ? or … before a space and a capital or digit, or before inline code or
-#: bold text ("… might fail to free space. `prune` works …", as technical manuals write).
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’)]*\s+(?=[\"“‘(\[]?[A-Z0-9]|`|\*\*[A-Z])")
+#: A sentence ends at . ! ? or … (and the quotes or brackets that close it, group 1) before a space
+#: and a capital or digit, or before inline code or bold text ("… might fail to free space. `prune`
+#: works …", as technical manuals write); the space may hold a blockquote's next-line "> ".
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?…])([\"”’)]*)(?:[ \t]*\n[ \t]{0,3}(?:>[ \t]?)+|\s+)(?=[\"“‘(\[]?[A-Z0-9]|`|\*\*[A-Z])"
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ def sentence_texts(text: str, section: str, table_header: str = "") -> list[str]
             continue  # the header or delimiter row: the names go with every row below them
         if is_html_only(text[start:end]):
             continue
-        sentence = table.words(text[start:end]) if table else " ".join(text[start:end].split())
+        sentence = table.words(text[start:end]) if table else " ".join(unquoted(text[start:end]).split())
         if len(sentence.split()) >= MIN_SENTENCE_WORDS:
             out.append(f"{heading}: {sentence}" if heading else sentence)
     return out
@@ -263,7 +268,7 @@ def _hard_split(text: str, start: int, end: int, limit: int = MAX_CHUNK_CHARS) -
 
 
 #: A line that starts a block of its own rather than continuing the line before it.
-_BLOCK_START = re.compile(r"^\s*(?:[-*+]\s|\d+[.)]\s|#|\||>)")
+_BLOCK_START = re.compile(r"^\s*(?:[-*+]\s|\d+[.)]\s|#|\|)")
 #: Abbreviations after which a full stop does not end a sentence (English, not corpus-specific).
 _ABBREVIATIONS = re.compile(
     r"(?:\b(?:e\.g|i\.e|etc|approx|vs|no|nos|mr|mrs|ms|dr|st|inc|ltd|co|fig|cf|incl|min|max)\.)$", re.IGNORECASE
@@ -274,7 +279,7 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, table_head
     """Split ``text[start:end]`` into sentences, as absolute (start, end) offsets.
 
     A line break inside a paragraph is a space, not a sentence end (hard-wrapped Markdown and
-    text). A list item, a heading, a line of a table and a blank line start a new block, and a
+    text, a blockquote's "> " lines too: `markup.unquoted` gives their words). A list item, a heading, a line of a table and a blank line start a new block, and a
     sentence never runs across blocks, so list items count as sentences of their own, and so
     does each table row, whole. ``table_header`` is the header of a table ``text`` starts inside
     (`Chunk.table_header`), whose rows are rows too.
@@ -290,7 +295,7 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, table_head
         for match in _SENTENCE_END.finditer(text, block_start, block_end):
             if _ABBREVIATIONS.search(text, max(block_start, match.start() - 8), match.start()):
                 continue
-            spans.append((cursor, match.start() + len(match.group().rstrip())))
+            spans.append((cursor, match.start() + len(match.group(1))))
             cursor = match.end()
         spans.append((cursor, block_end))
     out = []
@@ -310,6 +315,7 @@ def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) ->
     (fenced code, a table's line)."""
     block_start: int | None = None
     block_end = start
+    block_quoted = False  # whether the block open is a blockquote's paragraph
     a = start
     fence = ""
     for piece in text[start:end].split("\n"):
@@ -329,7 +335,8 @@ def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) ->
                 block_start = None
             a = next_a
             continue
-        if not piece.strip():
+        quoted = is_quoted(piece)
+        if not unquoted(piece).strip():  # a blank line, or a blockquote's (">"): a paragraph ends
             if block_start is not None:
                 yield block_start, block_end, False
                 block_start = None
@@ -344,11 +351,12 @@ def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) ->
             yield a, b, in_table
             a = next_a
             continue
-        if block_start is not None and _BLOCK_START.match(piece):
+        # A list item or heading starts a block, inside a blockquote too, and so does a quote's first line.
+        if block_start is not None and (_BLOCK_START.match(unquoted(piece)) or quoted != block_quoted):
             yield block_start, block_end, False
             block_start = None
         if block_start is None:
-            block_start = a
+            block_start, block_quoted = a, quoted
         block_end = b
         a = next_a
     if block_start is not None:

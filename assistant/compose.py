@@ -11,7 +11,7 @@ import numpy as np
 
 from .chunking import sentence_spans
 from .embeddings import Embedder
-from .markup import LIST_ITEM, Table, is_html_only, leads_in, opens_code, table_cells, tables
+from .markup import LIST_ITEM, Table, is_html_only, leads_in, opens_code, table_cells, tables, unquoted
 from .profile import CorpusProfile
 from .retrieval import Passage
 
@@ -486,15 +486,19 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
             continue  # an FAQ entry's question line, not an answer
         raw.append((a, b, is_item))
     units: list[_Unit] = []
+
+    def words(x: int, y: int) -> str:
+        return unquoted(passage.text[x:y])  # a blockquote's sentence, without its lines' "> "
+
     i = 0
     while i < len(raw):
         a, b, is_item = raw[i]
-        text = passage.text[a:b]
+        text = words(a, b)
         if leads_in(text) and i + 1 < len(raw) and raw[i + 1][2]:
             j = i + 1
             items = []
             while j < len(raw) and raw[j][2]:
-                items.append(passage.text[raw[j][0] : raw[j][1]])
+                items.append(words(raw[j][0], raw[j][1]))
                 j += 1
             end = raw[j - 1][1]
             units.append(_Unit(index, passage.start + a, passage.start + end, (text, *items), True))
@@ -504,7 +508,7 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
             j = i
             while j < len(raw) and raw[j][2]:
                 j += 1
-            items = tuple(passage.text[x:y] for x, y, _ in raw[i:j])
+            items = tuple(words(x, y) for x, y, _ in raw[i:j])
             units.append(_Unit(index, passage.start + a, passage.start + raw[j - 1][1], items, True))
             i = j
             continue

@@ -23,8 +23,9 @@ DIST_NAME = "askdocs-cited"
 #: colon inside emphasis, "**Sidebar:**"; 10: a table row is one sentence, embedded as its cells
 #: after their columns' names, and a chunk cut from a long table keeps its header; 11: a line of
 #: nothing but HTML tags is a block of its own and never a sentence; 12: a table without its outer
-#: pipes is a table); forces a full rebuild.
-CHUNKER_VERSION = "12"
+#: pipes is a table; 13: a blockquote's hard-wrapped lines are one paragraph, embedded without
+#: their "> "); forces a full rebuild.
+CHUNKER_VERSION = "13"
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 

@@ -1,7 +1,7 @@
 """Markdown's block structure, as much of it as the corpus reader and the chunker need (CommonMark).
 
 Headings (``# Title`` and setext, a line underlined with ``===`` or ``---``), list items, lines
-that introduce them, fenced code blocks and tables (GFM, rows written between pipes). `corpus` (a
+that introduce them, fenced code blocks, blockquotes and tables (GFM, rows written between pipes). `corpus` (a
 document's title), `chunking` (its sections, blocks and sentence texts) and `compose` (what a quote
 may hold) all read them here, so they never disagree about what a heading or a list's lead-in is.
 """
@@ -21,6 +21,21 @@ _UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 #: The opening or closing line of a fenced code block (three or more ` or ~). No "^":
 #: ``match(text, pos)`` anchors at ``pos``, where "^" would not match inside a text.
 FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+
+
+#: A blockquote's markers at the start of a line: "> ", nested "> > " too.
+_QUOTE_MARKER = re.compile(r"(?m)^[ \t]{0,3}(?:>[ \t]?)+")
+
+
+def is_quoted(line: str) -> bool:
+    """Whether ``line`` is a line of a blockquote ("> **Note:** ...")."""
+    return _QUOTE_MARKER.match(line) is not None
+
+
+def unquoted(text: str) -> str:
+    """``text`` without the blockquote markers that open its lines: a hard-wrapped quoted
+    paragraph's words, as its reader sees them."""
+    return _QUOTE_MARKER.sub("", text)
 
 
 def indent(text: str) -> int:

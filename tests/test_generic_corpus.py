@@ -19,6 +19,7 @@ from assistant import Assistant, Settings
 from assistant.chunking import sentence_spans, sentence_texts
 from assistant.compose import ExtractiveComposer, SentenceCache
 from assistant.embeddings import Embedder
+from assistant.markup import unquoted
 from assistant.profile import CorpusProfile
 from assistant.refusal import Background, RefusalPolicy
 from assistant.retrieval import Passage
@@ -189,6 +190,46 @@ def test_a_line_break_inside_a_paragraph_is_a_space() -> None:
         "- an item wrapped",
         "- next",
     ]
+
+
+def test_a_blockquotes_hard_wrapped_lines_are_one_paragraph() -> None:
+    text = (
+        "Mounting is slower.\n\n"
+        "> **Note:** `mount` is mostly useful if you want to restore just a few\n"
+        "> files. To restore many files, `restore` is the best\n"
+        "> alternative.\n>\n> A second paragraph of the note.\n> - a quoted item\n"
+        "Not quoted."
+    )
+    spans = [text[a:b] for a, b in sentence_spans(text)]
+
+    assert [" ".join(unquoted(s).split()) for s in spans] == [
+        "Mounting is slower.",
+        "**Note:** `mount` is mostly useful if you want to restore just a few files.",
+        "To restore many files, `restore` is the best alternative.",
+        "A second paragraph of the note.",
+        "- a quoted item",
+        "Not quoted.",
+    ]
+    assert spans[2] == "To restore many files, `restore` is the best\n> alternative."  # exact offsets
+    assert sentence_texts(text, "Restore")[1:3] == [
+        "Restore: **Note:** `mount` is mostly useful if you want to restore just a few files.",
+        "Restore: To restore many files, `restore` is the best alternative.",
+    ]
+
+
+def test_a_quoted_note_is_quoted_as_its_reader_sees_it(embedder: Embedder) -> None:
+    note = (
+        "> **Note:** `mount` is mostly useful if you want to restore just a few\n"
+        "> files out of a snapshot. To restore many files or a whole snapshot,\n"
+        "> `restore` is the best alternative, often it is *significantly* faster."
+    )
+    passage = Passage("id", note, "restore.md", "Restoring", "Restore using mount", 0, len(note), 1.0, 0.6)
+
+    answer, cited = compose(embedder, "Mount or restore, which should I use?", [passage])
+
+    assert "`mount` is mostly useful if you want to restore just a few files out of a snapshot." in answer
+    assert "`restore` is the best alternative" in answer
+    assert ">" not in answer and cited == [passage]
 
 
 def test_answers_open_with_a_sentence_and_keep_lists(bot: Assistant) -> None:
