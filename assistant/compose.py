@@ -11,7 +11,7 @@ import numpy as np
 
 from .chunking import sentence_spans
 from .embeddings import Embedder
-from .markup import LIST_ITEM, Table, is_html_only, leads_in, opens_code, table_cells, tables, unquoted
+from .markup import LIST_ITEM, Table, indent, is_html_only, leads_in, opens_code, table_cells, tables, unquoted
 from .profile import CorpusProfile
 from .retrieval import Passage
 
@@ -477,7 +477,8 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
         last_end = b
         line_start = passage.text.rfind("\n", 0, a) + 1
         bullet = LIST_ITEM.match(piece)
-        is_item = bool(bullet) and a == line_start and piece.lstrip()[:1] in "-*+"
+        # An item of a nested list is an item too: only its indent comes before it on its line.
+        is_item = bool(bullet) and not passage.text[line_start:a].strip() and piece.lstrip()[:1] in "-*+"
         if bullet:
             if not is_item and a == line_start:
                 numbers[len(raw)] = bullet.group().strip()
@@ -490,6 +491,11 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
     def words(x: int, y: int) -> str:
         return unquoted(passage.text[x:y])  # a blockquote's sentence, without its lines' "> "
 
+    def item(x: int, y: int) -> str:
+        """A list item's words after its line's indent, which tells a nested item (`_render`)."""
+        line_start = passage.text.rfind("\n", 0, x) + 1
+        return " " * indent(passage.text[line_start:x]) + words(x, y)
+
     i = 0
     while i < len(raw):
         a, b, is_item = raw[i]
@@ -498,7 +504,7 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
             j = i + 1
             items = []
             while j < len(raw) and raw[j][2]:
-                items.append(words(raw[j][0], raw[j][1]))
+                items.append(item(raw[j][0], raw[j][1]))
                 j += 1
             end = raw[j - 1][1]
             units.append(_Unit(index, passage.start + a, passage.start + end, (text, *items), True))
@@ -508,7 +514,7 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
             j = i
             while j < len(raw) and raw[j][2]:
                 j += 1
-            items = tuple(words(x, y) for x, y, _ in raw[i:j])
+            items = tuple(item(x, y) for x, y, _ in raw[i:j])
             units.append(_Unit(index, passage.start + a, passage.start + raw[j - 1][1], items, True))
             i = j
             continue
@@ -566,10 +572,12 @@ def _render(
             marker = "" if goes_on else f"[{cited.index(passage) + 1}]"
             lines = [" ".join(_OPEN_MARKER.sub("", line).split()) for line in unit.lines]
             if unit.is_list:
+                pads = [indent(line) for line in unit.lines]
                 if len(lines) > 1 and leads_in(lines[0]):  # a lead-in line, then its items
                     paragraph += ("" if not paragraph else " ") + lines[0]
-                    lines = lines[1:]
-                items = [f"- {item}" for item in lines]
+                    lines, pads = lines[1:], pads[1:]
+                depth = sorted(set(pads))  # an item indented past another is nested under it
+                items = ["  " * depth.index(pad) + f"- {item}" for pad, item in zip(pads, lines)]
                 items[-1] += f" {marker}"
                 gap = "" if not paragraph else ("\n\n" if _ends_in_table(paragraph) else "\n")
                 paragraph = paragraph.rstrip() + gap + "\n".join(items) + "\n"

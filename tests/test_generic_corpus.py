@@ -232,6 +232,29 @@ def test_a_quoted_note_is_quoted_as_its_reader_sees_it(embedder: Embedder) -> No
     assert ">" not in answer and cited == [passage]
 
 
+def test_a_nested_list_is_quoted_as_a_nested_list(embedder: Embedder) -> None:
+    text = (
+        "You can report harassment through:\n\n"
+        "- your line manager;\n"
+        "- HR:\n"
+        "  - by email to hr@example.org;\n"
+        "  - in person with any HR business partner;\n"
+        "- the SpeakUp line, which accepts anonymous reports."
+    )
+    passage = Passage("id", text, "conduct.md", "Conduct", "Harassment", 0, len(text), 1.0, 0.6)
+
+    answer, _ = compose(embedder, "How can I report harassment?", [passage])
+
+    assert answer == (
+        "You can report harassment through:\n"
+        "- your line manager;\n"
+        "- HR:\n"
+        "  - by email to hr@example.org;\n"
+        "  - in person with any HR business partner;\n"
+        "- the SpeakUp line, which accepts anonymous reports. [1]"
+    )
+
+
 def test_answers_open_with_a_sentence_and_keep_lists(bot: Assistant) -> None:
     for question in ("what are the key differences?", "What infrastructure does fine-tuning need?", "What is LoRA?"):
         answer = bot.ask(question)
