@@ -210,10 +210,32 @@ def _pack(text: str, blocks: list[list[_Span]], keep_whole: bool) -> Iterator[tu
             merged = (merged[0], end)  # a short paragraph joins its neighbour in the same section
             continue
         if merged is not None:
-            yield merged
+            lead = _lead_in_at_end(text, *merged)
+            if lead is None:
+                yield merged
+            else:  # "… pass the stream directly:" goes with the code or list it introduces
+                if lead > merged[0]:
+                    yield merged[0], _trimmed_end(text, merged[0], lead)
+                start = lead
         merged = (start, end)
     if merged is not None:
         yield merged
+
+
+def _lead_in_at_end(text: str, start: int, end: int) -> int | None:
+    """Where the sentence that ends ``text[start:end]`` starts, when it introduces what comes next
+    ("With OpenAI, you can pass the stream directly:"); else None."""
+    spans = sentence_spans(text, start, end)
+    if not spans or not leads_in(text[spans[-1][0] : spans[-1][1]]) or opens_code(text, spans[-1][0]):
+        return None
+    return spans[-1][0]
+
+
+def _trimmed_end(text: str, start: int, end: int) -> int:
+    """``end`` moved back over the white space before it, to no earlier than ``start``."""
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return end
 
 
 def _windows(text: str, blocks: list[list[_Span]]) -> Iterator[tuple[int, int]]:
@@ -224,11 +246,17 @@ def _windows(text: str, blocks: list[list[_Span]]) -> Iterator[tuple[int, int]]:
             continue
         units = [u for span in _runs(block) for u in _units(text, span)]
         window_start, window_end = units[0]
+        last_start = window_start  # where the window's last unit starts
         for u_start, u_end in units[1:]:
             if u_end - window_start > MAX_CHUNK_CHARS:
-                yield window_start, window_end
-                window_start = u_start
-            window_end = u_end
+                if last_start > window_start and leads_in(text[last_start:window_end]):
+                    # A lead-in line goes with the list items or code after it, not before them.
+                    yield window_start, _trimmed_end(text, window_start, last_start)
+                    window_start = last_start
+                else:
+                    yield window_start, window_end
+                    window_start = u_start
+            window_end, last_start = u_end, u_start
         yield window_start, window_end
 
 

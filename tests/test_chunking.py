@@ -102,7 +102,8 @@ def test_a_long_code_block_is_one_passage_and_the_prose_after_it_stays_prose(tmp
     chunks = chunk_document(doc)
 
     assert len(code) > MAX_CHUNK_CHARS
-    assert [c.text for c in chunks if "```" in c.text] == [code]  # never cut
+    # never cut, and with the line that introduces it
+    assert [c.text for c in chunks if "```" in c.text] == [f"Run these, one per folder:\n\n{code}"]
     last = chunks[-1].text
     assert [last[s:e] for s, e in sentence_spans(last)][-2:] == ["Then check the repository.", "It takes a while."]
 
@@ -142,6 +143,29 @@ def test_a_list_stays_with_its_lead_in_line_even_in_bold(tmp_path: Path) -> None
 
     assert chunks[0] == para  # the lead-in is not left behind at the end of the paragraph
     assert chunks[1].startswith("**Many pages → Sidebar:**\n- Group the pages under heading 0")
+
+
+def test_a_lead_in_line_goes_with_the_code_or_list_it_introduces(tmp_path: Path) -> None:
+    para = " ".join(f"Sentence {i} says how a chat app streams its replies to the page." for i in range(6))
+    code = "```python\n" + "\n".join(f"step_{i} = client.stream(prompt, part={i})" for i in range(12)) + "\n```"
+    items = "\n".join(f"- option {i} changes how often the app reruns its script" for i in range(12))
+    text = (
+        f"# Chat\n\n## Streaming\n\n{para} With OpenAI, you can pass the stream directly:\n\n{code}\n\n"
+        f"## Options\n\n{para}\n\nThese options apply:\n\n{items}\n"
+    )
+    (tmp_path / "chat.md").write_text(text, encoding="utf-8")
+    (doc,) = load_corpus(tmp_path).documents
+
+    chunks = chunk_document(doc)
+
+    # Cut between the paragraph and the code: the paragraph's last line comes with the code ...
+    assert chunks[0].text == para
+    assert chunks[1].text.startswith("With OpenAI, you can pass the stream directly:\n\n```python")
+    # ... and between blocks, a paragraph of its own that introduces a list comes with the list.
+    options = [c.text for c in chunks if c.section == "Options"]
+    assert options[0] == para and options[1].startswith("These options apply:\n\n- option 0")
+    for chunk in chunks:  # no chunk ends with a line that introduces what follows
+        assert not chunk.text.rstrip().endswith(":"), chunk.text
 
 
 PRICES = (
