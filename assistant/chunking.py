@@ -226,7 +226,7 @@ def _lead_in_at_end(text: str, start: int, end: int) -> int | None:
     """Where the sentence that ends ``text[start:end]`` starts, when it introduces what comes next
     ("With OpenAI, you can pass the stream directly:"); else None."""
     spans = sentence_spans(text, start, end)
-    if not spans or not leads_in(text[spans[-1][0] : spans[-1][1]]) or opens_code(text, spans[-1][0]):
+    if not spans or not leads_in(text[spans[-1][0] : spans[-1][1]]):
         return None
     return spans[-1][0]
 
@@ -307,9 +307,10 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, table_head
     """Split ``text[start:end]`` into sentences, as absolute (start, end) offsets.
 
     A line break inside a paragraph is a space, not a sentence end (hard-wrapped Markdown and
-    text, a blockquote's "> " lines too: `markup.unquoted` gives their words). A list item, a heading, a line of a table and a blank line start a new block, and a
-    sentence never runs across blocks, so list items count as sentences of their own, and so
-    does each table row, whole. ``table_header`` is the header of a table ``text`` starts inside
+    text, a blockquote's "> " lines too: `markup.unquoted` gives their words). A list item, a
+    heading, a line of a table and a blank line start a new block, and a sentence never runs
+    across blocks, so list items count as sentences of their own, and so does each table row,
+    whole. ``table_header`` is the header of a table ``text`` starts inside
     (`Chunk.table_header`), whose rows are rows too.
     """
     end = len(text) if end is None else end

@@ -1,9 +1,10 @@
 """Markdown's block structure, as much of it as the corpus reader and the chunker need (CommonMark).
 
 Headings (``# Title`` and setext, a line underlined with ``===`` or ``---``), list items, lines
-that introduce them, fenced code blocks, blockquotes and tables (GFM, rows written between pipes). `corpus` (a
-document's title), `chunking` (its sections, blocks and sentence texts) and `compose` (what a quote
-may hold) all read them here, so they never disagree about what a heading or a list's lead-in is.
+that introduce them, fenced code blocks, blockquotes and tables (GFM, rows written between
+pipes). `corpus` (a document's title), `chunking` (its sections, blocks and sentence texts) and
+`compose` (what a quote may hold) all read them here, so they never disagree about what a heading
+or a list's lead-in is.
 """
 
 from __future__ import annotations

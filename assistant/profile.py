@@ -413,7 +413,7 @@ class CorpusProfile:
         `expanded`, words it writes only with hyphens (`hyphenated`) as their parts."""
         words = []
         for word in self._words(self.expanded(text)):
-            joined = None if self._stem.stemWord(word) in self.doc_freq or _everyday(word) else self.hyphenated(word)
+            joined = None if _everyday(word) else self.hyphenated(word)
             words.extend(self._words(joined) if joined else [word])
         return words
 
