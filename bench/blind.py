@@ -255,7 +255,7 @@ def evaluate_default(baseline: Any, sets: dict[str, list[dict[str, Any]]]) -> di
     n = max(len(items), 1)
     tops = [baseline.retrieve(item["question"], 3) for item in items]
     answers = [baseline.ask(item["question"]) for item in items]
-    return {
+    figures = {
         "hit@3": sum(any(holds(t, i["fragments"]) for t in top) for i, top in zip(items, tops)) / n,
         "top-3 chars": sum(sum(map(len, top)) for top in tops) / n,
         "answer-text hit": sum(holds(a, i["fragments"]) for i, a in zip(items, answers)) / n,
@@ -265,6 +265,15 @@ def evaluate_default(baseline: Any, sets: dict[str, list[dict[str, Any]]]) -> di
         "off-topic refused": 0.0,
         "answer chars": sum(map(len, answers)) / n,
     }
+    if sets.get("short_inscope"):  # its echoed context holds the fragment, or it does not
+        short = sets["short_inscope"]
+        figures["short in-scope answered"] = sum(
+            holds(baseline.ask(i["question"]), i["fragments"]) for i in short
+        ) / len(short)
+        figures["short in-scope refused"] = 0.0
+    if sets.get("short_offtopic"):
+        figures["short off-topic refused"] = 0.0
+    return figures
 
 
 TARGETS = {
