@@ -17,6 +17,7 @@ from .markup import (
     FENCE,
     HEADING,
     LIST_ITEM,
+    QUOTE_MARKER,
     Table,
     fence_after,
     indent,
@@ -40,9 +41,7 @@ MERGE_CHARS = 550
 #: A sentence ends at . ! ? or … (and the quotes or brackets that close it, group 1) before a space
 #: and a capital or digit, or before inline code or bold text ("… might fail to free space. `prune`
 #: works …", as technical manuals write); the space may hold a blockquote's next-line "> ".
-_SENTENCE_END = re.compile(
-    r"(?<=[.!?…])([\"”’)]*)(?:[ \t]*\n[ \t]{0,3}(?:>[ \t]?)+|\s+)(?=[\"“‘(\[]?[A-Z0-9]|`|\*\*[A-Z])"
-)
+_SENTENCE_END = re.compile(rf"(?<=[.!?…])([\"”’)]*)(?:[ \t]*\n{QUOTE_MARKER}|\s+)(?=[\"“‘(\[]?[A-Z0-9]|`|\*\*[A-Z])")
 
 
 @dataclass(frozen=True)
@@ -331,8 +330,7 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, table_head
     for s, e in spans:
         while s < e and text[s].isspace():
             s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
+        e = _trimmed_end(text, s, e)
         if s < e:
             out.append((s, e))
     return out
@@ -364,8 +362,8 @@ def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) ->
                 block_start = None
             a = next_a
             continue
-        quoted = is_quoted(piece)
-        if not unquoted(piece).strip():  # a blank line, or a blockquote's (">"): a paragraph ends
+        quoted, words = is_quoted(piece), unquoted(piece)
+        if not words.strip():  # a blank line, or a blockquote's (">"): a paragraph ends
             if block_start is not None:
                 yield block_start, block_end, False
                 block_start = None
@@ -381,7 +379,7 @@ def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) ->
             a = next_a
             continue
         # A list item or heading starts a block, inside a blockquote too, and so does a quote's first line.
-        if block_start is not None and (_BLOCK_START.match(unquoted(piece)) or quoted != block_quoted):
+        if block_start is not None and (_BLOCK_START.match(words) or quoted != block_quoted):
             yield block_start, block_end, False
             block_start = None
         if block_start is None:

@@ -24,8 +24,9 @@ _UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 
 
-#: A blockquote's markers at the start of a line: "> ", nested "> > " too.
-_QUOTE_MARKER = re.compile(r"(?m)^[ \t]{0,3}(?:>[ \t]?)+")
+#: A blockquote's markers at the start of a line: "> ", nested "> > " too (a pattern to build on).
+QUOTE_MARKER = r"[ \t]{0,3}(?:>[ \t]?)+"
+_QUOTE_MARKER = re.compile(rf"(?m)^{QUOTE_MARKER}")
 
 
 def is_quoted(line: str) -> bool:
