@@ -143,6 +143,13 @@ def holds(text: str, fragments: Sequence[str]) -> bool:
     return any(normal(f) in body for f in fragments)
 
 
+def answered(answer: Any, fragments: Sequence[str]) -> bool:
+    """Whether an `Answer` answers: it is not a refusal, and its text or a cited passage holds a fragment."""
+    return answer.answerable and (
+        holds(answer.text, fragments) or any(holds(p.text, fragments) for p in answer.citations)
+    )
+
+
 @dataclass
 class Outcome:
     """What the engine did with one in-scope question."""
@@ -190,14 +197,10 @@ def evaluate(
             a = bot.ask(turn, history=history)
             history += [{"role": "user", "content": turn}, {"role": "assistant", "content": a.text}]
         last = bot.ask(dialog["turns"][-1], history=history)
-        if dialog["last_in_scope"]:
-            ok = last.answerable and (
-                holds(last.text, dialog["fragments"]) or any(holds(p.text, dialog["fragments"]) for p in last.citations)
-            )
-        else:
-            ok = not last.answerable
+        ok = answered(last, dialog["fragments"]) if dialog["last_in_scope"] else not last.answerable
         follow.append((dialog, last, ok))
     short_in = [(item, bot.ask(item["question"])) for item in sets.get("short_inscope", [])]
+    short_ok = [answered(a, item["fragments"]) for item, a in short_in]
     short_off = [(item, bot.ask(item["question"])) for item in sets.get("short_offtopic", [])]
     n = max(len(outcomes), 1)
     figures = {
@@ -215,10 +218,7 @@ def evaluate(
         / max(sum(o.answerable for o in outcomes), 1),
     }
     if short_in:
-        figures["short in-scope answered"] = sum(
-            a.answerable and (holds(a.text, i["fragments"]) or any(holds(p.text, i["fragments"]) for p in a.citations))
-            for i, a in short_in
-        ) / len(short_in)
+        figures["short in-scope answered"] = sum(short_ok) / len(short_in)
         figures["short in-scope refused"] = sum(not a.answerable for _, a in short_in) / len(short_in)
     if short_off:
         figures["short off-topic refused"] = sum(not a.answerable for _, a in short_off) / len(short_off)
@@ -232,10 +232,8 @@ def evaluate(
         for item, a in off:
             if a.answerable:
                 show(f"[OFF ANSWERED] {item['id']} {item['question']!r} -> {a.text[:120]!r}")
-        for item, a in short_in:
-            if not a.answerable or not (
-                holds(a.text, item["fragments"]) or any(holds(p.text, item["fragments"]) for p in a.citations)
-            ):
+        for (item, a), ok in zip(short_in, short_ok):
+            if not ok:
                 show(f"[SHORT IN] {item['id']} {item['question']!r} answerable={a.answerable} -> {a.text[:160]!r}")
         for item, a in short_off:
             if a.answerable:

@@ -48,6 +48,11 @@ def compose(embedder: Embedder, question: str, passages: list[Passage]) -> tuple
     return ExtractiveComposer(SentenceCache(embedder)).compose(question, embedder.embed_query(question), passages)
 
 
+def whole(text: str, source: str, title: str, section: str = "") -> Passage:
+    """A passage holding all of ``text``, found first (the composer's tests hold one passage)."""
+    return Passage("id", text, source, title, section, 0, len(text), 1.0, 0.6)
+
+
 def code_strings(path: Path) -> list[str]:
     """Every string literal and name in a module, docstrings left out."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -223,7 +228,7 @@ def test_a_quoted_note_is_quoted_as_its_reader_sees_it(embedder: Embedder) -> No
         "> files out of a snapshot. To restore many files or a whole snapshot,\n"
         "> `restore` is the best alternative, often it is *significantly* faster."
     )
-    passage = Passage("id", note, "restore.md", "Restoring", "Restore using mount", 0, len(note), 1.0, 0.6)
+    passage = whole(note, "restore.md", "Restoring", "Restore using mount")
 
     answer, cited = compose(embedder, "Mount or restore, which should I use?", [passage])
 
@@ -241,7 +246,7 @@ def test_a_nested_list_is_quoted_as_a_nested_list(embedder: Embedder) -> None:
         "  - in person with any HR business partner;\n"
         "- the SpeakUp line, which accepts anonymous reports."
     )
-    passage = Passage("id", text, "conduct.md", "Conduct", "Harassment", 0, len(text), 1.0, 0.6)
+    passage = whole(text, "conduct.md", "Conduct", "Harassment")
 
     answer, _ = compose(embedder, "How can I report harassment?", [passage])
 
@@ -295,7 +300,7 @@ def test_a_dangling_pronoun_brings_its_antecedent(bot: Assistant) -> None:
 
 def test_a_heading_line_is_never_quoted_beside_a_sentence(embedder: Embedder) -> None:
     text = "ACME LTD. - REMOTE WORK POLICY\n\nThis policy sets out who may work from home and on which days."
-    passage = Passage("id", text, "remote.txt", "Remote work", "", 0, len(text), 1.0, 0.6)
+    passage = whole(text, "remote.txt", "Remote work")
     question = "Who may work from home?"
 
     answer, cited = compose(embedder, question, [passage])
@@ -322,7 +327,7 @@ def test_a_list_of_bare_links_is_no_answer(embedder: Embedder) -> None:
 def test_code_is_quoted_whole_after_the_sentence_that_introduces_it(embedder: Embedder) -> None:
     code = "```console\n$ mkdir /mnt/backup\n\n$ backup-tool mount /mnt/backup\nNow serving. Press Ctrl-c to stop.\n```"
     text = f"To browse a backup as a folder, mount it with this command:\n\n{code}\n\n```\n$ backup-tool ls\n```"
-    passage = Passage("id", text, "mount.md", "Mounting", "", 0, len(text), 1.0, 0.6)
+    passage = whole(text, "mount.md", "Mounting")
     question = "How do I browse a backup as a folder?"
 
     answer, _ = compose(embedder, question, [passage])
@@ -335,7 +340,7 @@ def test_code_is_quoted_whole_after_the_sentence_that_introduces_it(embedder: Em
 def test_a_lead_in_in_bold_introduces_its_code_and_one_cut_off_from_it_is_no_answer(embedder: Embedder) -> None:
     code = '```python\nst.navigation(pages, position="top")\n```'
     text = f"**Few pages → Top navigation:**\n\n{code}\n\nA clean menu across the top.\n\n**Many pages → Sidebar:**"
-    passage = Passage("id", text, "pages.md", "Pages", "Navigation", 0, len(text), 1.0, 0.6)
+    passage = whole(text, "pages.md", "Pages", "Navigation")
     question = "Where should the navigation go when there are few pages?"
 
     answer, _ = compose(embedder, question, [passage])
@@ -746,7 +751,7 @@ PLANS = (
 
 
 def test_a_table_row_is_quoted_under_its_header_with_the_marker_in_its_last_cell(embedder: Embedder) -> None:
-    passage = Passage("id", PLANS, "pricing.md", "Pricing", "Plans", 0, len(PLANS), 1.0, 0.6)
+    passage = whole(PLANS, "pricing.md", "Pricing", "Plans")
 
     answer, cited = compose(embedder, "How much storage does the Team plan include?", [passage])
 
@@ -763,7 +768,7 @@ def test_a_row_of_a_table_without_outer_pipes_is_quoted_under_its_header(embedde
         "Free | $0 | 5 GB\nPro | $12 | 100 GB\nTeam | $40 | 1 TB\n\n"
         "Every plan includes TLS encryption at no extra cost."
     )
-    passage = Passage("id", text, "pricing.md", "Pricing", "Plans", 0, len(text), 1.0, 0.6)
+    passage = whole(text, "pricing.md", "Pricing", "Plans")
 
     answer, _ = compose(embedder, "How much storage does the Team plan include?", [passage])
 
@@ -781,7 +786,7 @@ LEAVE = (
 
 
 def test_rows_naming_what_the_question_names_are_quoted_and_their_neighbours_are_not(embedder: Embedder) -> None:
-    passage = Passage("id", LEAVE, "leave.md", "Leave", "Annual leave", 0, len(LEAVE), 1.0, 0.6)
+    passage = whole(LEAVE, "leave.md", "Leave", "Annual leave")
 
     answer, _ = compose(embedder, "how many vacation days do I get in Germany after 4 years", [passage])
 
@@ -792,7 +797,7 @@ def test_rows_naming_what_the_question_names_are_quoted_and_their_neighbours_are
 
 
 def test_a_table_row_never_pads_an_answer_it_does_not_answer(embedder: Embedder) -> None:
-    passage = Passage("id", PLANS, "pricing.md", "Pricing", "Plans", 0, len(PLANS), 1.0, 0.6)
+    passage = whole(PLANS, "pricing.md", "Pricing", "Plans")
 
     answer, _ = compose(embedder, "Is encryption included?", [passage])
 
@@ -843,7 +848,7 @@ PULL_QUOTE = (
 
 
 def test_lines_of_html_tags_are_neither_quoted_nor_embedded(embedder: Embedder) -> None:
-    passage = Passage("id", PULL_QUOTE, "paid.md", "Getting paid", "Taking donations", 0, len(PULL_QUOTE), 1.0, 0.6)
+    passage = whole(PULL_QUOTE, "paid.md", "Getting paid", "Taking donations")
 
     answer, _ = compose(embedder, "Do donations make maintainers feel responsible to donors?", [passage])
 
