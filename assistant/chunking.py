@@ -275,7 +275,9 @@ def _runs(block: list[_Span]) -> Iterator[_Span]:
 
 
 def _units(text: str, span: _Span) -> list[tuple[int, int]]:
-    units = [(span.start, span.end)] if span.is_item else sentence_spans(text, span.start, span.end)
+    # A list item travels whole; one too long for a chunk is cut between its sentences, not at a space.
+    whole = span.is_item and span.end - span.start <= MAX_CHUNK_CHARS
+    units = [(span.start, span.end)] if whole else sentence_spans(text, span.start, span.end)
     # A code block is never cut: a passage that began inside one would read its closing fence as
     # an opening one and take the prose after it for code.
     return [piece for a, b in units for piece in ([(a, b)] if opens_code(text, a) else _hard_split(text, a, b))]

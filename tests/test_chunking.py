@@ -108,6 +108,22 @@ def test_a_long_code_block_is_one_passage_and_the_prose_after_it_stays_prose(tmp
     assert [last[s:e] for s, e in sentence_spans(last)][-2:] == ["Then check the repository.", "It takes a while."]
 
 
+def test_a_list_item_too_long_for_a_passage_is_cut_between_its_sentences(tmp_path: Path) -> None:
+    sentences = [f"Clause {i} of the licence asks you to keep the notice of every file you copy." for i in range(12)]
+    item = "* **Third-party code:** " + " ".join(sentences)
+    (tmp_path / "legal.md").write_text(f"# Legal\n\n{item}\n\n* A short item.\n", encoding="utf-8")
+    (doc,) = load_corpus(tmp_path).documents
+
+    chunks = chunk_document(doc)
+
+    assert len(item) > MAX_CHUNK_CHARS
+    body = [c.text for c in chunks if "Clause" in c.text]
+    assert len(body) > 1 and all(len(t) <= MAX_CHUNK_CHARS for t in body)
+    # every passage ends where a sentence does: none is left quoting half a sentence
+    assert all(t.split("\n\n")[0].endswith("of every file you copy.") for t in body)
+    assert " ".join(body).count("Clause") == len(sentences)
+
+
 def test_setext_headings_are_headings(tmp_path: Path) -> None:
     text = (
         "Restoring\n=========\n\nUse restore.\n\nFrom a snapshot\n---------------\n\nPick one.\n\n"
