@@ -26,6 +26,7 @@ _DANGLING = re.compile(
 )
 #: Where a question asks about two sides ("X vs Y", "X or Y", "X compared to Y").
 _SIDES = re.compile(r"\b(?:vs\.?|versus|or|than|instead of|compared (?:to|with)|and)\b", re.IGNORECASE)
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
 #: A line that is nothing but a Markdown link ("[st.login](https://…)"), as in a list of references.
 _LINK_ONLY = re.compile(r"^\[[^\]]*\]\([^)\s]*\)[.,;]?$")
 #: How a sentence ends: a stop, then perhaps closing quotes or brackets ("… (see below.)"). A line
@@ -315,7 +316,8 @@ def _rows_naming_nothing_asked(units: Sequence[_Unit], asked: set[str], stems: _
 
 
 def _from_first_item(units: Sequence[_Unit], chosen: list[int], passages: Sequence[Passage]) -> list[int]:
-    """``chosen`` with the items before each numbered item it quotes, back to its list's first.
+    """``chosen`` with the items before each numbered item it quotes, back to its list's first, and
+    the line that introduces a numbered list or table it quotes from (`_lead_in_of`).
 
     An answer that opens at "3. Flexibility: ..." reads as a piece of a list the reader never saw;
     quoted from item 1, the list reads as the source wrote it. Dev halves of the blind sets
@@ -325,7 +327,30 @@ def _from_first_item(units: Sequence[_Unit], chosen: list[int], passages: Sequen
     out = list(chosen)
     for i in chosen:
         out += [k for k in _items_before(units, i, passages) if k not in out]
+    for i in list(out):
+        lead = _lead_in_of(units, i)
+        if lead is not None and lead not in out:
+            out.append(lead)
     return out
+
+
+def _lead_in_of(units: Sequence[_Unit], i: int) -> int | None:
+    """The line introducing the table ``units[i]`` is a row of, or the numbered list it opens the
+    first item of ("… how the pruning process works:", then "1. …"), when its passage holds it.
+
+    A bulleted list is one unit with its lead-in already; a numbered list's items and a table's rows
+    are units of their own, so the line that says what they are comes with them.
+    """
+    unit = units[i]
+    j = i - 1
+    if unit.table is not None:
+        while j >= 0 and units[j].passage == unit.passage and units[j].table == unit.table:
+            j -= 1  # back past the rows before it, to the line before the table
+    elif unit.number.rstrip(".)") != "1":
+        return None
+    if j < 0 or units[j].passage != unit.passage or units[j].table is not None or units[j].is_list:
+        return None
+    return j if leads_in(units[j].lines[-1]) and not units[j].code else None
 
 
 def _items_before(units: Sequence[_Unit], i: int, passages: Sequence[Passage]) -> list[int]:
@@ -362,6 +387,15 @@ def _continues_line(prev: _Unit, unit: _Unit, passages: Sequence[Passage]) -> bo
         return False
     passage = passages[unit.passage]
     return "\n" not in passage.text[prev.end - passage.start : unit.start - passage.start]
+
+
+def _apart(prev: _Unit, unit: _Unit, passages: Sequence[Passage]) -> bool:
+    """Whether a blank line (or another passage) separates ``unit`` from ``prev``: it is no part of
+    the list item ``prev`` ends, whose wrapped lines and further sentences it would otherwise be."""
+    if prev.passage != unit.passage:
+        return True
+    passage = passages[unit.passage]
+    return _BLANK_LINE.search(passage.text, prev.end - passage.start, unit.start - passage.start) is not None
 
 
 def _with_antecedents(units: Sequence[_Unit], chosen: list[int], best: int) -> list[int]:
@@ -541,6 +575,20 @@ def _ends_in_table(paragraph: str) -> bool:
     return lines[-1].lstrip().startswith("|")
 
 
+def _ends_in_item(paragraph: str) -> bool:
+    """Whether ``paragraph`` ends with a numbered item's line ("2. Control: one adapts. [1]")."""
+    return bool(re.search(r"(?m)^\d+[.)] [^\n]*$", paragraph.rstrip().rsplit("\n\n", 1)[-1]))
+
+
+def _introduces(units: Sequence[_Unit], i: int, following: Sequence[int]) -> bool:
+    """Whether the unit quoted after ``units[i]`` (``following``, empty at a run's end) is the
+    numbered item after it or a row of the table right after it."""
+    if not following or i + 1 >= len(units):
+        return False
+    after, table = following[0], units[i + 1].table
+    return after == i + 1 or (table is not None and units[after].table == table)
+
+
 def _render(
     units: list[_Unit], chosen: list[int], scores: list[float], passages: list[Passage], *, rank_weight: float
 ) -> tuple[str, list[Passage]]:
@@ -593,11 +641,14 @@ def _render(
                 if not more:
                     paragraph += "\n\n"  # what follows a table starts a block of its own
             elif unit.number:  # a numbered item stays one, on a line of its own
-                after_item = bool(re.search(r"(?m)^\d+[.)] [^\n]*$", paragraph.rstrip().rsplit("\n\n", 1)[-1]))
-                gap = "" if not paragraph else ("\n" if after_item else "\n\n")
+                gap = "" if not paragraph else ("\n" if _ends_in_item(paragraph) else "\n\n")
                 paragraph = paragraph.rstrip() + gap + f"{unit.number} {lines[0]} {marker}".rstrip()
             else:
                 space = "" if not paragraph or paragraph.endswith("\n") else " "
+                if _ends_in_item(paragraph) and _apart(units[run[k - 1]], unit, passages):
+                    paragraph, space = paragraph.rstrip(), "\n\n"  # a paragraph after a numbered list
+                if leads_in(lines[-1]) and not unit.code and _introduces(units, i, run[k + 1 : k + 2]):
+                    marker = ""  # a lead-in is cited with the list or table it introduces, as a list's is
                 paragraph += space + f"{lines[0]} {marker}".rstrip()
                 if unit.code:
                     paragraph += f"\n\n{unit.code}\n\n"

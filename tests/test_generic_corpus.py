@@ -396,8 +396,8 @@ def test_a_numbered_list_stays_numbered() -> None:
 
     assert answer == "2. Control: one adapts.\n3. Cost: one is cheap. [1]"  # one marker for the list
     answer, _ = _render(units, list(range(len(units))), [1.0] * len(units), passages, rank_weight=RANK_WEIGHT)
-    assert answer == (
-        "The differences: [1]\n\n1. Approach: one shapes input. It is quick.\n"
+    assert answer == (  # the lead-in is cited with its list
+        "The differences:\n\n1. Approach: one shapes input. It is quick.\n"
         "2. Control: one adapts.\n3. Cost: one is cheap. [1]"
     )
     answer, _ = _render(units, [items[0], items[2]], [1.0] * len(units), passages, rank_weight=RANK_WEIGHT)
@@ -513,6 +513,29 @@ def test_a_numbered_item_is_quoted_from_its_lists_first_item() -> None:
     )
     first = next(i for i, u in enumerate(units) if u.number == "1.")
     assert _from_first_item(units, [first], passages) == [first]  # nothing before item 1, not the intro
+
+
+def test_a_numbered_list_or_table_is_quoted_with_the_line_that_introduces_it() -> None:
+    from assistant.compose import _from_first_item, _render, _units
+
+    text = (
+        "Pruning runs in steps. This is how it works:\n\n1. Snapshots are scanned.\n2. Unused files are"
+        " marked.\n\nLimits apply per gift, at retail value:\n\n| Value | What to do |\n|---|---|\n"
+        "| Up to £25 | Accept. |\n| Over £100 | Decline. |"
+    )
+    passages = [Passage("a", text, "d.md", "Steps", "", 0, len(text), 1.0, 0.5)]
+    units = _units(0, passages[0])
+    second = next(i for i, u in enumerate(units) if u.number == "2.")
+    last_row = max(i for i, u in enumerate(units) if u.table is not None)
+
+    answer, _ = _render(
+        units, _from_first_item(units, [second, last_row], passages), [1.0] * len(units), passages, rank_weight=RANK_WEIGHT
+    )
+
+    assert answer == (
+        "This is how it works:\n\n1. Snapshots are scanned.\n2. Unused files are marked. [1]\n\n"
+        "Limits apply per gift, at retail value:\n\n| Value | What to do |\n|---|---|\n| Over £100 | Decline. [1] |"
+    )
 
 
 CODE_DOCS = {
