@@ -529,7 +529,11 @@ def test_a_numbered_list_or_table_is_quoted_with_the_line_that_introduces_it() -
     last_row = max(i for i, u in enumerate(units) if u.table is not None)
 
     answer, _ = _render(
-        units, _from_first_item(units, [second, last_row], passages), [1.0] * len(units), passages, rank_weight=RANK_WEIGHT
+        units,
+        _from_first_item(units, [second, last_row], passages),
+        [1.0] * len(units),
+        passages,
+        rank_weight=RANK_WEIGHT,
     )
 
     assert answer == (
