@@ -335,19 +335,17 @@ def _from_first_item(units: Sequence[_Unit], chosen: list[int], passages: Sequen
 
 
 def _lead_in_of(units: Sequence[_Unit], i: int) -> int | None:
-    """The line introducing the table ``units[i]`` is a row of, or the numbered list it opens the
-    first item of ("… how the pruning process works:", then "1. …"), when its passage holds it.
+    """The line that introduces ``units[i]``, when its passage holds it: the line before a table it
+    is a row of, a numbered list whose first item it opens ("… how the pruning process works:",
+    then "1. …"), or the paragraph it opens ("**Mixed: Some pages ungrouped:**", then "Use …").
 
-    A bulleted list is one unit with its lead-in already; a numbered list's items and a table's rows
-    are units of their own, so the line that says what they are comes with them.
+    A bulleted list is one unit with its lead-in already; a numbered list's items, a table's rows
+    and the paragraphs after a lead-in are units of their own, so the lead-in comes with them.
     """
     unit = units[i]
     j = i - 1
-    if unit.table is not None:
-        while j >= 0 and units[j].passage == unit.passage and units[j].table == unit.table:
-            j -= 1  # back past the rows before it, to the line before the table
-    elif unit.number.rstrip(".)") != "1":
-        return None
+    while unit.table is not None and j >= 0 and units[j].passage == unit.passage and units[j].table == unit.table:
+        j -= 1  # back past the rows before it, to the line before the table
     if j < 0 or units[j].passage != unit.passage or units[j].table is not None or units[j].is_list:
         return None
     return j if leads_in(units[j].lines[-1]) and not units[j].code else None

@@ -540,6 +540,14 @@ def test_a_numbered_list_or_table_is_quoted_with_the_line_that_introduces_it() -
         "This is how it works:\n\n1. Snapshots are scanned.\n2. Unused files are marked. [1]\n\n"
         "Limits apply per gift, at retail value:\n\n| Value | What to do |\n|---|---|\n| Over £100 | Decline. [1] |"
     )
+    text = "**Mixed: some pages ungrouped:**\n\nUse an empty key for pages outside any section. They come first."
+    passages = [Passage("b", text, "d.md", "Sections", "", 0, len(text), 1.0, 0.5)]
+    units = _units(0, passages[0])
+    use = next(i for i, u in enumerate(units) if u.text.startswith("Use"))
+    answer, _ = _render(
+        units, _from_first_item(units, [use], passages), [1.0] * len(units), passages, rank_weight=RANK_WEIGHT
+    )
+    assert answer == "**Mixed: some pages ungrouped:** Use an empty key for pages outside any section. [1]"
 
 
 CODE_DOCS = {
