@@ -20,7 +20,9 @@ from .markup import (
     QUOTE_MARKER,
     Table,
     fence_after,
+    in_indented_code,
     indent,
+    indented_code,
     is_html_only,
     is_quoted,
     leads_in,
@@ -143,6 +145,7 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
 
     fence = ""  # the opening marker of the fenced code block we are in ("```", "~~~"), or ""
     lines = doc.text[doc.body_start :].splitlines(keepends=True)
+    code = indented_code([line.rstrip("\r\n") for line in lines])
     for i, line in enumerate(lines):
         start, offset = offset, offset + len(line)
         stripped = line.strip()
@@ -156,6 +159,14 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
             fence = fence_after(line, fence)
             if stripped or fence:
                 current.append(_Span(start + indent(line), start + len(line.rstrip())))
+            continue
+        if i in code:  # an indented code block is one block too, blank lines and all
+            if i - 1 not in code:
+                flush_block()
+            if stripped:  # from the line's start: the indent is what makes it code
+                current.append(_Span(start, start + len(line.rstrip())))
+            if i + 1 not in code:
+                flush_block()
             continue
         heading = HEADING.match(stripped)
         setext = setext_level(lines, i)
@@ -280,7 +291,8 @@ def _units(text: str, span: _Span) -> list[tuple[int, int]]:
     units = [(span.start, span.end)] if whole else sentence_spans(text, span.start, span.end)
     # A code block is never cut: a passage that began inside one would read its closing fence as
     # an opening one and take the prose after it for code.
-    return [piece for a, b in units for piece in ([(a, b)] if opens_code(text, a) else _hard_split(text, a, b))]
+    code = [opens_code(text, a) or in_indented_code(text, a) for a, _ in units]
+    return [piece for (a, b), whole in zip(units, code) for piece in ([(a, b)] if whole else _hard_split(text, a, b))]
 
 
 def _hard_split(text: str, start: int, end: int, limit: int = MAX_CHUNK_CHARS) -> Iterator[tuple[int, int]]:
@@ -347,9 +359,23 @@ def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) ->
     block_quoted = False  # whether the block open is a blockquote's paragraph
     a = start
     fence = ""
-    for piece in text[start:end].split("\n"):
+    pieces = text[start:end].split("\n")
+    code = indented_code(pieces)
+    for n, piece in enumerate(pieces):
         b = a + len(piece)
         next_a = b + 1
+        if n in code:  # an indented code block is one block of its own, blank lines and all
+            if n - 1 not in code and block_start is not None:
+                yield block_start, block_end, False
+                block_start = None
+            if piece.strip():
+                block_start = a if block_start is None else block_start
+                block_end = b
+            if n + 1 not in code:
+                yield block_start if block_start is not None else a, block_end, True
+                block_start = None
+            a = next_a
+            continue
         opens = FENCE.match(piece)
         if fence or opens:  # fenced code is one block of its own, blank lines and all
             if not fence and block_start is not None:

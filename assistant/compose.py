@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,7 +12,18 @@ import numpy as np
 
 from .chunking import sentence_spans
 from .embeddings import Embedder
-from .markup import LIST_ITEM, Table, indent, is_html_only, leads_in, opens_code, table_cells, tables, unquoted
+from .markup import (
+    LIST_ITEM,
+    Table,
+    in_indented_code,
+    indent,
+    is_html_only,
+    leads_in,
+    opens_code,
+    table_cells,
+    tables,
+    unquoted,
+)
 from .profile import CorpusProfile
 from .retrieval import Passage
 
@@ -499,8 +511,12 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
             if a == passage.text.rfind("\n", 0, a) + 1:  # "3." split off the item it numbers
                 numbers[len(raw)] = piece.strip()
             continue
-        if opens_code(piece):
-            # Code is quoted only with the sentence that introduces it ("… use this command:").
+        indented = in_indented_code(passage.text, a)
+        if indented or opens_code(piece):
+            # Code is quoted only with the sentence that introduces it ("… use this command:"), and
+            # indented code fenced, as its lines' indents were cut from the quote's first line.
+            if indented:
+                piece = "```\n" + textwrap.dedent(passage.text[passage.text.rfind("\n", 0, a) + 1 : b]) + "\n```"
             lead = len(raw) - 1
             if raw and raw[-1][1] == last_end and not raw[-1][2] and leads_in(passage.text[raw[-1][0] : raw[-1][1]]):
                 code[lead] = (b, piece)

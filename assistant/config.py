@@ -25,9 +25,9 @@ DIST_NAME = "askdocs-cited"
 #: nothing but HTML tags is a block of its own and never a sentence; 12: a table without its outer
 #: pipes is a table; 13: a blockquote's hard-wrapped lines are one paragraph, embedded without
 #: their "> "; 14: a chunk never ends with a lead-in line, which goes with what it introduces; 15:
-#: a list item too long for one chunk is cut between its sentences, not at a space); forces a full
-#: rebuild.
-CHUNKER_VERSION = "15"
+#: a list item too long for one chunk is cut between its sentences, not at a space; 16: an indented
+#: code block is one block, kept with its indent); forces a full rebuild.
+CHUNKER_VERSION = "16"
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 

@@ -1,7 +1,7 @@
 """Markdown's block structure, as much of it as the corpus reader and the chunker need (CommonMark).
 
 Headings (``# Title`` and setext, a line underlined with ``===`` or ``---``), list items, lines
-that introduce them, fenced code blocks, blockquotes and tables (GFM, rows written between
+that introduce them, fenced and indented code blocks, blockquotes and tables (GFM, rows written between
 pipes). `corpus` (a document's title), `chunking` (its sections, blocks and sentence texts) and
 `compose` (what a quote may hold) all read them here, so they never disagree about what a heading
 or a list's lead-in is.
@@ -70,6 +70,55 @@ def opens_code(text: str, pos: int = 0) -> bool:
     return FENCE.match(text, pos) is not None
 
 
+#: A line of an indented code block opens with four spaces or a tab (CommonMark).
+_CODE_INDENT = re.compile(r"(?: {4}|\t)")
+
+
+def indented_code(lines: Sequence[str]) -> frozenset[int]:
+    """The indexes of ``lines`` that make up indented code blocks: lines indented by four spaces
+    or a tab, after a blank line, outside fenced code and outside lists (a list item's indented
+    paragraph is no code), with the blank lines between them. Plain-text manuals show commands
+    and their output so ("    $ restic repair index")."""
+    code: set[int] = set()
+    fence = ""
+    before = ""  # the nearest line with words before this one, outside code
+    blank = True  # whether the line before this one was blank (or there was none)
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if fence or FENCE.match(line):
+            fence, before, blank, i = fence_after(line, fence), line, False, i + 1
+            continue
+        if (
+            blank
+            and line.strip()
+            and _CODE_INDENT.match(line)
+            and not LIST_ITEM.match(line)
+            and not before[:1].isspace()
+            and not LIST_ITEM.match(before)
+        ):
+            last = j = i
+            while j < len(lines) and (not lines[j].strip() or _CODE_INDENT.match(lines[j])):
+                last = j if lines[j].strip() else last
+                j += 1
+            code.update(range(i, last + 1))
+            before, blank, i = lines[last], False, last + 1
+            continue
+        before = line if line.strip() else before
+        blank, i = not line.strip(), i + 1
+    return frozenset(code)
+
+
+def in_indented_code(text: str, pos: int) -> bool:
+    """Whether ``pos`` falls on a line of an indented code block of ``text`` (`indented_code`)."""
+    return text.count("\n", 0, pos) in _code_lines(text)
+
+
+@functools.lru_cache(maxsize=64)
+def _code_lines(text: str) -> frozenset[int]:
+    return indented_code(text.split("\n"))
+
+
 def fence_after(line: str, fence: str) -> str:
     """The fence open after ``line``: its marker when it opens one, "" when it closes ``fence``."""
     if not fence:
@@ -81,11 +130,14 @@ def fence_after(line: str, fence: str) -> str:
 
 
 def headings(lines: Sequence[str]) -> Iterator[tuple[int, int, str]]:
-    """``(line index, level, name)`` of each heading, outside fenced code ("# a comment" in code is none)."""
+    """``(line index, level, name)`` of each heading, outside code ("# a comment" in code is none)."""
     fence = ""
+    code = indented_code(lines)
     for i, line in enumerate(lines):
         if fence or FENCE.match(line):
             fence = fence_after(line, fence)
+            continue
+        if i in code:
             continue
         atx = HEADING.match(line.strip())
         level = len(atx.group(1)) if atx else setext_level(lines, i)

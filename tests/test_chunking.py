@@ -93,6 +93,27 @@ def test_fenced_code_is_one_unit_and_never_a_heading(tmp_path: Path) -> None:
     ]
 
 
+def test_indented_code_is_one_unit_and_a_list_items_indented_paragraph_is_not_code(tmp_path: Path) -> None:
+    text = (
+        "Repairing\n\nThe first step is to repair the index:\n\n    $ restic repair index\n\n"
+        "    loading indexes...\n    # done. Saved.\n\nThis ensures that the index is correct.\n\n"
+        "- Run a check first.\n\n    It reads every pack. Then it reports.\n"
+    )
+    (tmp_path / "troubleshooting.txt").write_text(text, encoding="utf-8")
+    (doc,) = load_corpus(tmp_path).documents
+
+    chunks = chunk_document(doc)
+
+    code = "    $ restic repair index\n\n    loading indexes...\n    # done. Saved."
+    assert doc.title == "Troubleshooting"  # "# done." inside the code is no heading, no title
+    assert [c.section for c in chunks] == [""] * len(chunks)
+    body = "\n\n".join(c.text for c in chunks)
+    assert code in body  # with its indent: the indent is what makes it code
+    spans = [body[s:e] for s, e in sentence_spans(body)]
+    assert code.lstrip() in spans  # one unit: blank line and full stops inside it split nothing
+    assert "It reads every pack." in spans and "Then it reports." in spans  # the item's paragraph is prose
+
+
 def test_a_long_code_block_is_one_passage_and_the_prose_after_it_stays_prose(tmp_path: Path) -> None:
     code = "```\n" + "\n".join(f"$ restic backup /data/{i:03d} --tag nightly" for i in range(40)) + "\n```"
     text = f"# Backups\n\nRun these, one per folder:\n\n{code}\n\nThen check the repository. It takes a while."

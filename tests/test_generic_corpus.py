@@ -337,6 +337,19 @@ def test_code_is_quoted_whole_after_the_sentence_that_introduces_it(embedder: Em
     assert "backup-tool ls" not in answer  # code nothing introduces is never quoted on its own
 
 
+def test_indented_code_is_quoted_fenced_after_the_sentence_that_introduces_it(embedder: Embedder) -> None:
+    text = (
+        "Backups can break. Thus, the first step to repair one is to repair the index:\n\n"
+        "    $ backup-tool repair index\n\n    loading indexes...\n      done\n\nThen check it again."
+    )
+    passage = whole(text, "troubleshooting.txt", "Troubleshooting")
+
+    answer, _ = compose(embedder, "How do I repair the index?", [passage])
+
+    fenced = "```\n$ backup-tool repair index\n\nloading indexes...\n  done\n```"
+    assert "the first step to repair one is to repair the index: [1]\n\n" + fenced in answer
+
+
 def test_a_lead_in_in_bold_introduces_its_code_and_one_cut_off_from_it_is_no_answer(embedder: Embedder) -> None:
     code = '```python\nst.navigation(pages, position="top")\n```'
     text = f"**Few pages → Top navigation:**\n\n{code}\n\nA clean menu across the top.\n\n**Many pages → Sidebar:**"
