@@ -19,6 +19,7 @@ from .markup import (
     LIST_ITEM,
     QUOTE_MARKER,
     Table,
+    caps_heading,
     fence_after,
     in_indented_code,
     indent,
@@ -136,6 +137,7 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
     section = ""
     offset = doc.body_start
     faq = doc.kind == "faq"
+    plain = doc.source.lower().endswith(".txt")
 
     def flush_block() -> None:
         nonlocal current
@@ -170,12 +172,17 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
             continue
         heading = HEADING.match(stripped)
         setext = setext_level(lines, i)
-        if heading or setext:
+        # A text file's heading is a line in capitals ("CORE HOURS"), a level below its title.
+        caps = caps_heading(lines, i) if plain else ""
+        if heading or setext or caps:
             flush_block()
             if blocks:
                 yield section, blocks
                 blocks = []
-            level, name = (len(heading.group(1)), heading.group(2)) if heading else (setext, stripped)
+            if caps:
+                level, name = 2, caps
+            else:
+                level, name = (len(heading.group(1)), heading.group(2)) if heading else (setext, stripped)
             if level == 1 and name == doc.title:
                 continue
             path = [(lvl, n) for lvl, n in path if lvl < level] + [(level, name)]

@@ -45,6 +45,23 @@ def indent(text: str) -> int:
     return len(text) - len(text.lstrip())
 
 
+def caps_heading(lines: Sequence[str], i: int) -> str:
+    """The name of a plain-text heading on line ``i``, or "": a line in capitals that is a paragraph
+    of its own and does not end as a sentence ("CORE HOURS"), as text files mark their sections.
+    The name is given in sentence case ("Core hours"), as Markdown headings are written."""
+    line = lines[i].strip()
+    if not line or lines[i][:1] in " \t" or (i > 0 and lines[i - 1].strip()):
+        return ""
+    if i + 1 < len(lines) and lines[i + 1].strip():
+        return ""
+    letters = [c for c in line if c.isalpha()]
+    if len(letters) < 2 or any(c.islower() for c in letters):
+        return ""
+    if LIST_ITEM.match(line) or line.startswith(("|", "#", ">")) or FENCE.match(line) or line[-1] in ".:;,!?":
+        return ""
+    return line[0] + line[1:].lower()
+
+
 def setext_level(lines: Sequence[str], i: int) -> int:
     """The level of a setext heading on line ``i`` (a line of text underlined with === or ---), or 0.
 

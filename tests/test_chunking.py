@@ -114,6 +114,25 @@ def test_indented_code_is_one_unit_and_a_list_items_indented_paragraph_is_not_co
     assert "It reads every pack." in spans and "Then it reports." in spans  # the item's paragraph is prose
 
 
+def test_a_text_files_lines_in_capitals_are_its_headings(tmp_path: Path) -> None:
+    body = (
+        "ACME LTD. - REMOTE WORK\n\nWho may work remotely.\n\nCORE HOURS\n\nCore hours are 10:00 to 15:00.\n\n"
+        "HOME-OFFICE STIPEND\n\nYou get GBP 400 once.\n\nNOTE: CLAIM IT IN CLAIMPOINT.\n\nClaim within 3 months.\n"
+    )
+    (tmp_path / "remote.txt").write_text(body, encoding="utf-8")
+    (tmp_path / "remote.md").write_text(body, encoding="utf-8")
+    text_doc, markdown_doc = sorted(load_corpus(tmp_path).documents, key=lambda d: d.source, reverse=True)
+
+    sections = {c.text: c.section for c in chunk_document(text_doc)}
+
+    assert sections["Core hours are 10:00 to 15:00."] == "Core hours"  # in sentence case, as Markdown's
+    assert sections["Who may work remotely."] == "Acme ltd. - remote work"
+    # a line in capitals that ends as a sentence is shouting, not a heading
+    stipend = "You get GBP 400 once.\n\nNOTE: CLAIM IT IN CLAIMPOINT.\n\nClaim within 3 months."
+    assert sections[stipend] == "Home-office stipend"
+    assert {c.section for c in chunk_document(markdown_doc)} == {""}  # Markdown marks its headings with #
+
+
 def test_a_long_code_block_is_one_passage_and_the_prose_after_it_stays_prose(tmp_path: Path) -> None:
     code = "```\n" + "\n".join(f"$ restic backup /data/{i:03d} --tag nightly" for i in range(40)) + "\n```"
     text = f"# Backups\n\nRun these, one per folder:\n\n{code}\n\nThen check the repository. It takes a while."
