@@ -299,7 +299,9 @@ def _units(text: str, span: _Span) -> list[tuple[int, int]]:
     # A code block is never cut: a passage that began inside one would read its closing fence as
     # an opening one and take the prose after it for code.
     code = [opens_code(text, a) or in_indented_code(text, a) for a, _ in units]
-    return [piece for (a, b), whole in zip(units, code) for piece in ([(a, b)] if whole else _hard_split(text, a, b))]
+    return [
+        piece for (a, b), is_code in zip(units, code) for piece in ([(a, b)] if is_code else _hard_split(text, a, b))
+    ]
 
 
 def _hard_split(text: str, start: int, end: int, limit: int = MAX_CHUNK_CHARS) -> Iterator[tuple[int, int]]:

@@ -38,6 +38,7 @@ _DANGLING = re.compile(
 )
 #: Where a question asks about two sides ("X vs Y", "X or Y", "X compared to Y").
 _SIDES = re.compile(r"\b(?:vs\.?|versus|or|than|instead of|compared (?:to|with)|and)\b", re.IGNORECASE)
+#: A blank line: what ends a paragraph or a list item in the source.
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 #: A line that is nothing but a Markdown link ("[st.login](https://…)"), as in a list of references.
 _LINK_ONLY = re.compile(r"^\[[^\]]*\]\([^)\s]*\)[.,;]?$")
