@@ -297,8 +297,10 @@ def _units(text: str, span: _Span) -> list[tuple[int, int]]:
     whole = span.is_item and span.end - span.start <= MAX_CHUNK_CHARS
     units = [(span.start, span.end)] if whole else sentence_spans(text, span.start, span.end)
     # A code block is never cut: a passage that began inside one would read its closing fence as
-    # an opening one and take the prose after it for code.
-    code = [opens_code(text, a) or in_indented_code(text, a) for a, _ in units]
+    # an opening one and take the prose after it for code. Indented code is told within the span,
+    # as `sentence_spans` told it, not by reading the whole document again for every unit.
+    run = text[span.start : span.end]
+    code = [opens_code(text, a) or in_indented_code(run, a - span.start) for a, _ in units]
     return [
         piece for (a, b), is_code in zip(units, code) for piece in ([(a, b)] if is_code else _hard_split(text, a, b))
     ]

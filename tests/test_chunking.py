@@ -133,6 +133,18 @@ def test_a_text_files_lines_in_capitals_are_its_headings(tmp_path: Path) -> None
     assert {c.section for c in chunk_document(markdown_doc)} == {""}  # Markdown marks its headings with #
 
 
+def test_a_long_indented_code_block_is_never_cut(tmp_path: Path) -> None:
+    code = "\n".join(f"    $ restic backup /data/{i:03d} --tag nightly" for i in range(40))
+    text = f"Backups\n\nRun these, one per folder:\n\n{code}\n\nThen check the repository. It takes a while.\n"
+    (tmp_path / "backups.txt").write_text(text, encoding="utf-8")
+    (doc,) = load_corpus(tmp_path).documents
+
+    chunks = chunk_document(doc)
+
+    assert len(code) > MAX_CHUNK_CHARS
+    assert [c.text for c in chunks if "restic backup" in c.text] == [f"Run these, one per folder:\n\n{code}"]
+
+
 def test_a_long_code_block_is_one_passage_and_the_prose_after_it_stays_prose(tmp_path: Path) -> None:
     code = "```\n" + "\n".join(f"$ restic backup /data/{i:03d} --tag nightly" for i in range(40)) + "\n```"
     text = f"# Backups\n\nRun these, one per folder:\n\n{code}\n\nThen check the repository. It takes a while."
