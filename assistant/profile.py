@@ -279,7 +279,7 @@ class CorpusProfile:
         and "finetune" are "fine-tuning" to a corpus that never joins the two words. Read only for
         a word the corpus does not use (the passages' texts are read the first time)."""
         term = self._stem.stemWord(word.lower())
-        if term in self.doc_freq or len(term) < 5:
+        if term in self.doc_freq:
             return None
         return self._hyphenated.get(term)
 

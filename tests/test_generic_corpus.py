@@ -171,6 +171,7 @@ def test_a_word_the_corpus_writes_only_with_hyphens_is_read_as_it_writes_it(hand
         "What if I start part-way through the year?"
     )
     assert profile.hyphenated("partway") == "part-way"
+    assert profile.hyphenated("wifi") == "wi-fi"  # short words too: "Never use public Wi-Fi"
     assert profile.hyphenated("part") is None  # a word the handbook uses as it is
     assert profile.hyphenated("sourdough") is None  # a word the handbook lacks, hyphenated or not
     assert [p.id for p in handbook.retrieve(typed, k=3)] == [p.id for p in handbook.retrieve(profile.spelt(typed), k=3)]
