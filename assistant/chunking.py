@@ -62,6 +62,9 @@ class Chunk:
     #: The header and delimiter rows of the table the chunk starts inside (a long table cut into
     #: several chunks), so its rows keep their columns' names; "" for every other chunk.
     table_header: str = ""
+    #: Whether the chunk starts where its section's text does, right under its heading (a code
+    #: block there is introduced by the heading alone: "## Basic chat structure").
+    opens_section: bool = False
 
 
 #: A sentence of fewer words gets no vector of its own ("See below.").
@@ -105,6 +108,7 @@ def chunk_document(doc: SourceDocument) -> list[Chunk]:
     seen: dict[str, int] = {}
     in_tables = tables(doc.text)
     for section, spans in _sections(doc):
+        first = spans[0][0].start
         for start, end in _pack(doc.text, spans, keep_whole=doc.kind == "faq"):
             text = doc.text[start:end]
             # A chunk that starts at a body row, its header left in the chunk before, starts inside its table.
@@ -124,6 +128,7 @@ def chunk_document(doc: SourceDocument) -> list[Chunk]:
                     start=start,
                     end=end,
                     table_header=f"{cut.header}\n{cut.delimiter}" if cut else "",
+                    opens_section=bool(section) and start == first,
                 )
             )
     return chunks

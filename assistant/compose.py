@@ -59,6 +59,11 @@ class _Unit:
     code: str = ""  # a fenced code block the lead-in introduces, verbatim
     number: str = ""  # "3." when the sentence opens item 3 of a numbered list
     table: Table | None = None  # the table whose body row this is, with its header
+    #: A code block that opens its section, introduced by the section's heading ("Basic chat
+    #: structure:"). Quoted as the best unit of the answer or of a top passage (`cover_passages`),
+    #: never to pad an answer out or to answer a side: a long example adds to what it follows
+    #: only when it is what answers.
+    under_heading: bool = False
 
     @property
     def text(self) -> str:
@@ -264,7 +269,7 @@ class ExtractiveComposer:
 
             if not any(about(i) for i in chosen):
                 # Best from a section about the side alone ("Fine-Tuning Timeline"), else the best.
-                candidates = [i for i in every if about(i) and not units[i].is_fragment]
+                candidates = [i for i in every if about(i) and not units[i].is_fragment and not units[i].under_heading]
                 pick = next((i for i in candidates if under_side(i, side, others)), None)
                 if pick is None and candidates:
                     pick = candidates[0]
@@ -294,6 +299,8 @@ class ExtractiveComposer:
                 break
             if units[i].is_fragment and not units[best].is_fragment:
                 continue  # not even to reach min_units: a heading line is no answer
+            if units[i].under_heading:
+                continue  # nor a section's example, quoted only where it answers best
             if units[i].table is not None and scores[i] < scores[best] - self.margin:
                 continue  # nor a table row far from the best: rows of figures pad an answer, they do not lead it
             if repeats(i):
@@ -496,6 +503,7 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
     numbers: dict[int, str] = {}  # index in raw of a sentence that opens a numbered item -> "3."
     in_tables = tables(passage.text, passage.table_header)
     rows: dict[int, Table] = {}  # index in raw of a table's body row -> its table
+    opening: tuple[int, int, str] | None = None  # a code block right under the passage's heading
     for a, b in sentence_spans(passage.text, table_header=passage.table_header):
         piece = passage.text[a:b]
         table = next((t for t in in_tables if t.holds(a)), None)
@@ -521,6 +529,8 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
             lead = len(raw) - 1
             if raw and raw[-1][1] == last_end and not raw[-1][2] and leads_in(passage.text[raw[-1][0] : raw[-1][1]]):
                 code[lead] = (b, piece)
+            elif not raw and not passage.text[:a].strip() and passage.opens_section and passage.heading:
+                opening = (a, b, piece)  # code that opens its section: its heading introduces it
             last_end = b
             continue
         last_end = b
@@ -536,6 +546,13 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
             continue  # an FAQ entry's question line, not an answer
         raw.append((a, b, is_item))
     units: list[_Unit] = []
+    if opening is not None:
+        a, b, block = opening
+        units.append(
+            _Unit(
+                index, passage.start + a, passage.start + b, (f"{passage.heading}:",), False, block, under_heading=True
+            )
+        )
 
     def words(x: int, y: int) -> str:
         return unquoted(passage.text[x:y])  # a blockquote's sentence, without its lines' "> "

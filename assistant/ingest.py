@@ -178,13 +178,15 @@ def chunk_to_node(chunk: Chunk, embedding: Vector | None = None) -> TextNode:
     }
     if chunk.table_header:  # only where there is one: an empty value would change every chunk's embedded text
         metadata["table_header"] = chunk.table_header
+    if chunk.opens_section:
+        metadata["opens_section"] = 1
     return TextNode(
         id_=chunk.id,
         text=chunk.text,
         metadata=metadata,
         embedding=embedding,
         excluded_embed_metadata_keys=[k for k in metadata if k not in EMBED_METADATA_KEYS],
-        excluded_llm_metadata_keys=["kind", "start", "end"],
+        excluded_llm_metadata_keys=["kind", "start", "end", "opens_section"],
         metadata_template="{value}",
         text_template="{metadata_str}\n\n{content}",
     )

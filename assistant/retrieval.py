@@ -50,6 +50,8 @@ class Passage:
     #: The header and delimiter rows of the table the passage starts inside, when a long table was
     #: cut into several passages; "" otherwise (`chunking.Chunk.table_header`).
     table_header: str = ""
+    #: Whether the passage starts right under its section's heading (`chunking.Chunk.opens_section`).
+    opens_section: bool = False
 
     @property
     def heading(self) -> str:
@@ -315,4 +317,5 @@ def _passage(node: TextNode, score: float, similarity: float, sentence_similarit
         kind=str(meta.get("kind", "article")),
         sentence_similarity=sentence_similarity,
         table_header=str(meta.get("table_header", "")),
+        opens_section=bool(meta.get("opens_section", 0)),
     )

@@ -236,6 +236,25 @@ def test_a_lead_in_line_goes_with_the_code_or_list_it_introduces(tmp_path: Path)
         assert not chunk.text.rstrip().endswith(":"), chunk.text
 
 
+def test_a_chunk_knows_whether_it_starts_right_under_its_heading(tmp_path: Path) -> None:
+    para = " ".join(f"Sentence {i} says how a chat app streams its replies to the page." for i in range(9))
+    code = "```python\n" + "\n".join(f"step_{i} = client.stream(prompt, part={i})" for i in range(12)) + "\n```"
+    text = (
+        f"# Chat\n\nWhat this page covers.\n\n## Basic chat structure\n\n{code}\n\n{para}\n\n## Streaming\n\n{para}\n"
+    )
+    (tmp_path / "chat.md").write_text(text, encoding="utf-8")
+    (doc,) = load_corpus(tmp_path).documents
+
+    chunks = chunk_document(doc)
+
+    assert [(c.section, c.text[:9], c.opens_section) for c in chunks] == [
+        ("", "What this", False),  # under the title: no heading of a section over it
+        ("Basic chat structure", "```python", True),
+        ("Basic chat structure", "Sentence ", False),  # the same section, further down
+        ("Streaming", "Sentence ", True),
+    ]
+
+
 PRICES = (
     "There are three plans.\n\n"
     "| Plan | Price per month | Notes |\n"

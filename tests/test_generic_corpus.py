@@ -351,6 +351,35 @@ def test_indented_code_is_quoted_fenced_after_the_sentence_that_introduces_it(em
     assert "the first step to repair one is to repair the index: [1]\n\n" + fenced in answer
 
 
+def test_code_that_opens_its_section_is_quoted_under_its_heading_where_it_answers(embedder: Embedder) -> None:
+    code = '```python\nif "messages" not in st.session_state:\n    st.session_state.messages = []\n```'
+    opening = Passage("a", code, "chat.md", "Chat", "Basic chat structure", 0, len(code), 1.0, 0.6, opens_section=True)
+    question = "What is the basic structure of a chat app?"
+
+    answer, cited = compose(embedder, question, [opening])
+
+    assert answer == f"Basic chat structure: [1]\n\n{code}"  # the heading, the one line that introduces it
+    assert cited == [opening]
+    # Code a chunk boundary cut from what introduced it has no heading over it: it is never quoted.
+    cut_off = Passage("a", code, "chat.md", "Chat", "Basic chat structure", 90, 90 + len(code), 1.0, 0.6)
+    assert compose(embedder, question, [cut_off]) == ("", [])
+
+
+def test_a_sections_opening_code_never_pads_out_an_answer_that_another_passage_gives(embedder: Embedder) -> None:
+    prose = "Avatars come by default. You can use icons or images for the user and the assistant."
+    code = '```python\nfor msg in st.session_state.messages:\n    with st.chat_message(msg["role"]):\n        st.write(msg["content"])\n```'
+    answer_first = Passage("a", prose, "chat.md", "Chat", "Avatars", 0, len(prose), 1.0, 0.6)
+    other = Passage("b", "Deploy the app from its repository.", "deploy.md", "Deploy", "", 0, 35, 0.5, 0.1)
+    example = Passage("e", code, "chat.md", "Chat", "Chat messages", 500, 500 + len(code), 0.4, 0.5, opens_section=True)
+
+    # The third passage is quoted from, but not for its best unit's sake (`cover_passages`): its
+    # code would be the third unit the answer wants (`min_units`), were it not an example.
+    answer, cited = compose(embedder, "Can I use images as avatars in chat messages?", [answer_first, other, example])
+
+    assert answer.startswith("Avatars come by default.") and "st.chat_message" not in answer
+    assert example not in cited
+
+
 def test_a_lead_in_in_bold_introduces_its_code_and_one_cut_off_from_it_is_no_answer(embedder: Embedder) -> None:
     code = '```python\nst.navigation(pages, position="top")\n```'
     text = f"**Few pages → Top navigation:**\n\n{code}\n\nA clean menu across the top.\n\n**Many pages → Sidebar:**"
@@ -658,7 +687,8 @@ def test_an_acronym_the_corpus_only_spells_out_is_read_as_its_words() -> None:
     assert profile.expanded("what's our SLA") == "what's our service level agreement"  # a name, written once
     assert profile.expanded("email HR") == "email human resources"  # two words: only a name
     assert profile.expanded("rebase VS merge?") == "rebase VS merge?"  # not "via st"
-    assert profile.expansion("pto") == "paid time off" and len(reads) == 5  # one pass each: PTO, XQZ, SLA, HR, VS
+    # One pass each for PTO, XQZ, SLA, HR and VS, and one for the words written with hyphens ("xqz").
+    assert profile.expansion("pto") == "paid time off" and len(reads) == 6
 
     assert profile.expanded("is SSO on?") == "is SSO on?"  # the corpus writes it
     assert profile.expanded("what is the TP?") == "what is the TP?"  # "team plan" or "travel policy": no telling
