@@ -31,13 +31,19 @@ _REFERENCE = re.compile(
 _EXPLETIVE_IT = re.compile(
     r"\b(?:(is|was|isn't|would|will)\s+it|it(?:'s|’s|\s+is|\s+was))\s+(\w+\s+(?:to|that)\b)", re.I
 )
+#: "this week", "that morning": a time, not something said before (English).
+_DEICTIC_TIME = re.compile(
+    r"\b(?:this|that|these|those)\s+(?:(?:week|weekend|morning|afternoon|evening|night|day|month|quarter|year)s?"
+    r"|time|season|spring|summer|autumn|fall|winter)\b",
+    re.IGNORECASE,
+)
 #: A question this short ("Give me an example.") cannot stand on its own.
 SHORT_WORDS = 4
 
 
 def _names_something_earlier(question: str) -> bool:
     """Whether a pronoun or "each", "both", ... in the question stands for something said before."""
-    return bool(_REFERENCE.search(_EXPLETIVE_IT.sub(r"\1 \2", question)))
+    return bool(_REFERENCE.search(_EXPLETIVE_IT.sub(r"\1 \2", _DEICTIC_TIME.sub("", question))))
 
 
 def refers_back(question: str) -> bool:
