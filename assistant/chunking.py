@@ -14,16 +14,14 @@ from dataclasses import dataclass
 
 from .corpus import SourceDocument
 from .markup import (
-    FENCE,
     HEADING,
     LIST_ITEM,
     QUOTE_MARKER,
     Table,
     caps_heading,
-    fence_after,
+    code_blocks,
     in_indented_code,
     indent,
-    indented_code,
     is_html_only,
     is_quoted,
     leads_in,
@@ -150,29 +148,26 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
             blocks.append(current)
             current = []
 
-    fence = ""  # the opening marker of the fenced code block we are in ("```", "~~~"), or ""
     lines = doc.text[doc.body_start :].splitlines(keepends=True)
-    code = indented_code([line.rstrip("\r\n") for line in lines])
+    code = code_blocks([line.rstrip("\r\n") for line in lines])
     for i, line in enumerate(lines):
         start, offset = offset, offset + len(line)
         stripped = line.strip()
-        if not fence and i > 0 and setext_level(lines, i - 1):
+        block = code.get(i)
+        if block is None and i > 0 and setext_level(lines, i - 1):
             continue  # the underline of the heading just read
-        opens = FENCE.match(line)
-        if fence or opens:
-            # Code is text of its own: a "# comment" in it is no heading, a blank line no paragraph end.
-            if not fence and current and current[-1].is_item:
+        if block is not None and block.fenced:
+            # Fenced code stays with the paragraph that introduces it; not with a list item before it.
+            if i == block.first and current and current[-1].is_item:
                 flush_block()
-            fence = fence_after(line, fence)
-            if stripped or fence:
-                current.append(_Span(start + indent(line), start + len(line.rstrip())))
+            current.append(_Span(start + indent(line), start + len(line.rstrip())))
             continue
-        if i in code:  # an indented code block is one block too, blank lines and all
-            if i - 1 not in code:
+        if block is not None:  # an indented code block is a block of its own, blank lines and all
+            if i == block.first:
                 flush_block()
             if stripped:  # from the line's start: the indent is what makes it code
                 current.append(_Span(start, start + len(line.rstrip())))
-            if i + 1 not in code:
+            if i == block.last:
                 flush_block()
             continue
         heading = HEADING.match(stripped)
@@ -374,35 +369,18 @@ def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) ->
     block_end = start
     block_quoted = False  # whether the block open is a blockquote's paragraph
     a = start
-    fence = ""
     pieces = text[start:end].split("\n")
-    code = indented_code(pieces)
+    code = code_blocks(pieces)
     for n, piece in enumerate(pieces):
         b = a + len(piece)
         next_a = b + 1
-        if n in code:  # an indented code block is one block of its own, blank lines and all
-            if n - 1 not in code and block_start is not None:
-                yield block_start, block_end, False
-                block_start = None
-            if piece.strip():
-                block_start = a if block_start is None else block_start
-                block_end = b
-            if n + 1 not in code:
-                yield block_start if block_start is not None else a, block_end, True
-                block_start = None
-            a = next_a
-            continue
-        opens = FENCE.match(piece)
-        if fence or opens:  # fenced code is one block of its own, blank lines and all
-            if not fence and block_start is not None:
-                yield block_start, block_end, False
-                block_start = None
-            if block_start is None:
+        if n in code:  # a code block is one block of its own, blank lines and all
+            if n == code[n].first:
+                if block_start is not None:
+                    yield block_start, block_end, False
                 block_start = a
-            block_end = b
-            fence = fence_after(piece, fence)
-            if not fence:  # the closing line
-                yield block_start, block_end, True
+            if n == code[n].last:
+                yield block_start if block_start is not None else a, b, True
                 block_start = None
             a = next_a
             continue
@@ -431,4 +409,4 @@ def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) ->
         block_end = b
         a = next_a
     if block_start is not None:
-        yield block_start, block_end, bool(fence)
+        yield block_start, block_end, False

@@ -126,6 +126,43 @@ def indented_code(lines: Sequence[str]) -> frozenset[int]:
     return frozenset(code)
 
 
+@dataclass(frozen=True)
+class CodeBlock:
+    """A code block's lines: ``first`` to ``last``, both included."""
+
+    first: int
+    last: int
+    fenced: bool  # between fences (its fence lines included), else indented (`indented_code`)
+
+
+def code_blocks(lines: Sequence[str]) -> dict[int, CodeBlock]:
+    """Each line of a code block -> its block: fenced blocks with their fence lines (one never
+    closed runs to the end), indented ones (`indented_code`) from their first line to their last
+    with words. Code is text of its own: a "# comment" in it is no heading, a blank line no
+    paragraph's end."""
+    indented = indented_code(lines)
+    blocks: dict[int, CodeBlock] = {}
+    i = 0
+    while i < len(lines):
+        if i in indented:
+            last = i
+            while last + 1 in indented:
+                last += 1
+            block = CodeBlock(i, last, fenced=False)
+        elif FENCE.match(lines[i]):
+            fence, last = fence_after(lines[i], ""), i
+            while fence and last + 1 < len(lines):
+                last += 1
+                fence = fence_after(lines[last], fence)
+            block = CodeBlock(i, last, fenced=True)
+        else:
+            i += 1
+            continue
+        blocks.update(dict.fromkeys(range(block.first, block.last + 1), block))
+        i = block.last + 1
+    return blocks
+
+
 def in_indented_code(text: str, pos: int) -> bool:
     """Whether ``pos`` falls on a line of an indented code block of ``text`` (`indented_code`)."""
     return text.count("\n", 0, pos) in _code_lines(text)
@@ -148,12 +185,8 @@ def fence_after(line: str, fence: str) -> str:
 
 def headings(lines: Sequence[str]) -> Iterator[tuple[int, int, str]]:
     """``(line index, level, name)`` of each heading, outside code ("# a comment" in code is none)."""
-    fence = ""
-    code = indented_code(lines)
+    code = code_blocks(lines)
     for i, line in enumerate(lines):
-        if fence or FENCE.match(line):
-            fence = fence_after(line, fence)
-            continue
         if i in code:
             continue
         atx = HEADING.match(line.strip())

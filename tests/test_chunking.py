@@ -6,7 +6,7 @@ from pathlib import Path
 
 from assistant.chunking import MAX_CHUNK_CHARS, chunk_document, sentence_spans, sentence_texts
 from assistant.corpus import load_corpus
-from assistant.markup import table_cells, tables
+from assistant.markup import CodeBlock, code_blocks, headings, table_cells, tables
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,6 +131,34 @@ def test_a_text_files_lines_in_capitals_are_its_headings(tmp_path: Path) -> None
     stipend = "You get GBP 400 once.\n\nNOTE: CLAIM IT IN CLAIMPOINT.\n\nClaim within 3 months."
     assert sections[stipend] == "Home-office stipend"
     assert {c.section for c in chunk_document(markdown_doc)} == {""}  # Markdown marks its headings with #
+
+
+def test_code_blocks_fenced_indented_and_left_open_hold_no_heading() -> None:
+    lines = [
+        "Run it:",  # 0
+        "```bash",
+        "# not a heading",
+        "",
+        "```",  # 4
+        "",
+        "    $ tool check",  # 6: indented code, after a blank line
+        "",
+        "    # done.",  # 8
+        "",
+        "- an item",  # 10
+        "",
+        "      indented under an item, no code",
+        "",
+        "## A heading",  # 14
+        "~~~",
+        "# never closed",
+    ]
+
+    code = code_blocks(lines)
+
+    fenced, indented, open_ = CodeBlock(1, 4, True), CodeBlock(6, 8, False), CodeBlock(15, 16, True)
+    assert code == {i: b for b in (fenced, indented, open_) for i in range(b.first, b.last + 1)}
+    assert [(i, name) for i, _, name in headings(lines)] == [(14, "A heading")]
 
 
 def test_a_long_indented_code_block_is_never_cut(tmp_path: Path) -> None:
