@@ -19,12 +19,12 @@ from .markup import (
     QUOTE_MARKER,
     Table,
     caps_heading,
-    code_blocks,
     in_indented_code,
     indent,
     is_html_only,
     is_quoted,
     leads_in,
+    literal_blocks,
     opens_code,
     setext_level,
     tables,
@@ -149,14 +149,17 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
             current = []
 
     lines = doc.text[doc.body_start :].splitlines(keepends=True)
-    code = code_blocks([line.rstrip("\r\n") for line in lines])
+    literal = literal_blocks([line.rstrip("\r\n") for line in lines])
     for i, line in enumerate(lines):
         start, offset = offset, offset + len(line)
         stripped = line.strip()
-        block = code.get(i)
+        block = literal.get(i)
         if block is None and i > 0 and setext_level(lines, i - 1):
             continue  # the underline of the heading just read
-        if block is not None and block.fenced:
+        if block is not None and block.kind == "comment":
+            flush_block()  # shown to no reader: neither text nor the end of a chunk
+            continue
+        if block is not None and block.kind == "fenced":
             # Fenced code stays with the paragraph that introduces it; not with a list item before it.
             if i == block.first and current and current[-1].is_item:
                 flush_block()
@@ -343,7 +346,7 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, table_head
     for block_start, block_end, whole in _blocks(text, start, end, in_tables):
         cursor = block_start
         if whole:
-            spans.append((block_start, block_end))  # fenced code or a table row: one unit, never split
+            spans.append((block_start, block_end))  # code, a comment or a table row: one unit, never split
             continue
         for match in _SENTENCE_END.finditer(text, block_start, block_end):
             if _ABBREVIATIONS.search(text, max(block_start, match.start() - 8), match.start()):
@@ -364,22 +367,22 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, table_head
 def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) -> Iterator[tuple[int, int, bool]]:
     """Runs of lines that belong together: a paragraph, one list item with its wrapped lines, or
     one line of a table (``in_tables``); each with whether it is one unit, never split into sentences
-    (fenced code, a table's line)."""
+    (code, an HTML comment, a table's line)."""
     block_start: int | None = None
     block_end = start
     block_quoted = False  # whether the block open is a blockquote's paragraph
     a = start
     pieces = text[start:end].split("\n")
-    code = code_blocks(pieces)
+    literal = literal_blocks(pieces)
     for n, piece in enumerate(pieces):
         b = a + len(piece)
         next_a = b + 1
-        if n in code:  # a code block is one block of its own, blank lines and all
-            if n == code[n].first:
+        if n in literal:  # code or an HTML comment is one block of its own, blank lines and all
+            if n == literal[n].first:
                 if block_start is not None:
                     yield block_start, block_end, False
                 block_start = a
-            if n == code[n].last:
+            if n == literal[n].last:
                 yield block_start if block_start is not None else a, b, True
                 block_start = None
             a = next_a

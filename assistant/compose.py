@@ -513,8 +513,9 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
                 raw.append((a, b, False))
             last_end = b
             continue
-        if is_html_only(piece):  # tags around a pull-quote or figure: no words of their own
-            last_end = b
+        if is_html_only(piece):
+            # Tags around a pull-quote or figure, or a comment: no words of their own, and no reader
+            # sees them between a lead-in and its code ("… using:", "<!-- eslint-disable -->", code).
             continue
         if _NUMBER_ONLY.match(piece.strip()):
             if a == passage.text.rfind("\n", 0, a) + 1:  # "3." split off the item it numbers

@@ -1,8 +1,8 @@
 """Markdown's block structure, as much of it as the corpus reader and the chunker need (CommonMark).
 
 Headings (``# Title`` and setext, a line underlined with ``===`` or ``---``), list items, lines
-that introduce them, fenced and indented code blocks, blockquotes and tables (GFM, rows written between
-pipes). `corpus` (a document's title), `chunking` (its sections, blocks and sentence texts) and
+that introduce them, fenced and indented code blocks, HTML comments, blockquotes and tables (GFM, rows
+written between pipes). `corpus` (a document's title), `chunking` (its sections, blocks and sentence texts) and
 `compose` (what a quote may hold) all read them here, so they never disagree about what a heading
 or a list's lead-in is.
 """
@@ -126,35 +126,51 @@ def indented_code(lines: Sequence[str]) -> frozenset[int]:
     return frozenset(code)
 
 
+#: An HTML comment's first line: "<!--" after at most three spaces (CommonMark's HTML block, type 2).
+_COMMENT_OPENS = re.compile(r" {0,3}<!--")
+#: Its last line: the first that holds "-->", with nothing after it.
+_COMMENT_CLOSES = re.compile(r"-->\s*$")
+
+
 @dataclass(frozen=True)
-class CodeBlock:
-    """A code block's lines: ``first`` to ``last``, both included."""
+class LiteralBlock:
+    """Lines read as they are, never as Markdown: ``first`` to ``last``, both included."""
 
     first: int
     last: int
-    fenced: bool  # between fences (its fence lines included), else indented (`indented_code`)
+    #: "fenced" (code between fences, the fence lines included), "indented" (`indented_code`) or
+    #: "comment" (an HTML comment: "<!-- YAML\nadded: v0.1.25\n-->", shown to no reader).
+    kind: str
 
 
-def code_blocks(lines: Sequence[str]) -> dict[int, CodeBlock]:
-    """Each line of a code block -> its block: fenced blocks with their fence lines (one never
-    closed runs to the end), indented ones (`indented_code`) from their first line to their last
-    with words. Code is text of its own: a "# comment" in it is no heading, a blank line no
-    paragraph's end."""
+def literal_blocks(lines: Sequence[str]) -> dict[int, LiteralBlock]:
+    """Each line of a code block or an HTML comment -> its block: fenced code with its fence lines
+    (a fence never closed runs to the end), indented code from its first line to its last with
+    words, a comment from its "<!--" to its "-->" (one never closed is text). Their lines are no
+    heading, no list item and no paragraph's end."""
     indented = indented_code(lines)
-    blocks: dict[int, CodeBlock] = {}
+    blocks: dict[int, LiteralBlock] = {}
     i = 0
     while i < len(lines):
         if i in indented:
             last = i
             while last + 1 in indented:
                 last += 1
-            block = CodeBlock(i, last, fenced=False)
+            block = LiteralBlock(i, last, "indented")
         elif FENCE.match(lines[i]):
             fence, last = fence_after(lines[i], ""), i
             while fence and last + 1 < len(lines):
                 last += 1
                 fence = fence_after(lines[last], fence)
-            block = CodeBlock(i, last, fenced=True)
+            block = LiteralBlock(i, last, "fenced")
+        elif _COMMENT_OPENS.match(lines[i]):
+            opened = lines[i][lines[i].index("<!--") + 4 :]
+            ends = [i] if "-->" in opened else range(i + 1, len(lines))
+            last = next((j for j in ends if "-->" in lines[j]), None)
+            if last is None or not _COMMENT_CLOSES.search(lines[last]):
+                i += 1
+                continue
+            block = LiteralBlock(i, last, "comment")
         else:
             i += 1
             continue
@@ -185,9 +201,9 @@ def fence_after(line: str, fence: str) -> str:
 
 def headings(lines: Sequence[str]) -> Iterator[tuple[int, int, str]]:
     """``(line index, level, name)`` of each heading, outside code ("# a comment" in code is none)."""
-    code = code_blocks(lines)
+    literal = literal_blocks(lines)
     for i, line in enumerate(lines):
-        if i in code:
+        if i in literal:
             continue
         atx = HEADING.match(line.strip())
         level = len(atx.group(1)) if atx else setext_level(lines, i)
@@ -201,7 +217,7 @@ def first_heading(body: str) -> str | None:
 
 
 #: One HTML tag or comment: "<aside class="pquote">", "</p>", "<img src=… alt="…">", "<!-- … -->".
-_HTML_TAG = r"(?:<!--.*?-->|</?[A-Za-z][\w:-]*(?:\s[^<>]*)?/?>)"
+_HTML_TAG = r"(?:<!--[\s\S]*?-->|</?[A-Za-z][\w:-]*(?:\s[^<>]*)?/?>)"
 _HTML_ONLY = re.compile(rf"^\s*{_HTML_TAG}(?:\s*{_HTML_TAG})*\s*$")
 
 

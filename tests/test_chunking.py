@@ -6,7 +6,7 @@ from pathlib import Path
 
 from assistant.chunking import MAX_CHUNK_CHARS, chunk_document, sentence_spans, sentence_texts
 from assistant.corpus import load_corpus
-from assistant.markup import CodeBlock, code_blocks, headings, table_cells, tables
+from assistant.markup import LiteralBlock, headings, literal_blocks, table_cells, tables
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -133,7 +133,7 @@ def test_a_text_files_lines_in_capitals_are_its_headings(tmp_path: Path) -> None
     assert {c.section for c in chunk_document(markdown_doc)} == {""}  # Markdown marks its headings with #
 
 
-def test_code_blocks_fenced_indented_and_left_open_hold_no_heading() -> None:
+def test_literal_blocks_code_and_comments_hold_no_heading() -> None:
     lines = [
         "Run it:",  # 0
         "```bash",
@@ -150,15 +150,44 @@ def test_code_blocks_fenced_indented_and_left_open_hold_no_heading() -> None:
         "      indented under an item, no code",
         "",
         "## A heading",  # 14
+        "<!-- YAML",
+        "# not a heading either",
+        "-->",  # 17
+        "<!-- one line -->",
+        "<!-- a comment --> with text after it is no comment block",
+        "<!-- never closed is text",  # 20
         "~~~",
         "# never closed",
     ]
 
-    code = code_blocks(lines)
+    literal = literal_blocks(lines)
 
-    fenced, indented, open_ = CodeBlock(1, 4, True), CodeBlock(6, 8, False), CodeBlock(15, 16, True)
-    assert code == {i: b for b in (fenced, indented, open_) for i in range(b.first, b.last + 1)}
+    blocks = (
+        LiteralBlock(1, 4, "fenced"),
+        LiteralBlock(6, 8, "indented"),
+        LiteralBlock(15, 17, "comment"),
+        LiteralBlock(18, 18, "comment"),
+        LiteralBlock(21, 22, "fenced"),
+    )
+    assert literal == {i: b for b in blocks for i in range(b.first, b.last + 1)}
     assert [(i, name) for i, _, name in headings(lines)] == [(14, "A heading")]
+
+
+def test_an_html_comment_is_neither_text_nor_a_heading(tmp_path: Path) -> None:
+    text = (
+        "# Path\n\n<!-- source_link=lib/path.js -->\n\n## `path.basename(path)`\n\n"
+        "<!-- YAML\nadded: v0.1.25\nchanges:\n  - version: v6.0.0\n    pr-url: https://example.org/pull/5348\n"
+        "# no heading\n-->\n\nThe `path.basename()` method returns the last portion of a path.\n"
+    )
+    (tmp_path / "path.md").write_text(text, encoding="utf-8")
+    (doc,) = load_corpus(tmp_path).documents
+
+    chunks = chunk_document(doc)
+
+    assert [(c.section, c.text) for c in chunks] == [
+        ("`path.basename(path)`", "The `path.basename()` method returns the last portion of a path.")
+    ]
+    assert chunks[0].opens_section  # right under its heading: the comment between is no text
 
 
 def test_a_long_indented_code_block_is_never_cut(tmp_path: Path) -> None:

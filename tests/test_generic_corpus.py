@@ -338,6 +338,16 @@ def test_code_is_quoted_whole_after_the_sentence_that_introduces_it(embedder: Em
     assert "backup-tool ls" not in answer  # code nothing introduces is never quoted on its own
 
 
+def test_a_comment_between_a_lead_in_and_its_code_is_never_quoted_and_parts_them_not(embedder: Embedder) -> None:
+    code = "```js\nconst dns = require('node:dns');\n```"
+    text = f"The module can be accessed using:\n\n<!-- eslint-disable strict -->\n\n{code}"
+    passage = whole(text, "dns.md", "DNS")
+
+    answer, _ = compose(embedder, "How do I access the DNS module?", [passage])
+
+    assert answer == f"The module can be accessed using: [1]\n\n{code}"
+
+
 def test_indented_code_is_quoted_fenced_after_the_sentence_that_introduces_it(embedder: Embedder) -> None:
     text = (
         "Backups can break. Thus, the first step to repair one is to repair the index:\n\n"
