@@ -27,6 +27,7 @@ from .markup import (
     literal_blocks,
     opens_code,
     setext_level,
+    shows_nothing,
     tables,
     unquoted,
 )
@@ -85,7 +86,7 @@ def sentence_texts(text: str, section: str, table_header: str = "") -> list[str]
         table = next((t for t in in_tables if t.holds(start)), None)
         if table is not None and not table.row_of(start):
             continue  # the header or delimiter row: the names go with every row below them
-        if is_html_only(text[start:end]):
+        if shows_nothing(text[start:end]):
             continue
         sentence = table.words(text[start:end]) if table else " ".join(unquoted(text[start:end]).split())
         if len(sentence.split()) >= MIN_SENTENCE_WORDS:
@@ -156,7 +157,7 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
         block = literal.get(i)
         if block is None and i > 0 and setext_level(lines, i - 1):
             continue  # the underline of the heading just read
-        if block is not None and block.kind == "comment":
+        if block is not None and block.kind in ("comment", "definitions"):
             flush_block()  # shown to no reader: neither text nor the end of a chunk
             continue
         if block is not None and block.kind == "fenced":

@@ -17,9 +17,9 @@ from .markup import (
     Table,
     in_indented_code,
     indent,
-    is_html_only,
     leads_in,
     opens_code,
+    shows_nothing,
     table_cells,
     tables,
     unquoted,
@@ -29,6 +29,9 @@ from .retrieval import Passage
 
 _NUMBER_ONLY = re.compile(r"^\d+[.)]?$")
 _OPEN_MARKER = re.compile(r"\[\d+\]")  # "[7]" in corpus text is not one of our citations
+#: A reference link, "[RFC 5952][]" or "[the lookup][`dns.lookup()`]": its definition, at the end of
+#: its file, is never quoted, so the quote keeps the link's text alone.
+_REFERENCE_LINK = re.compile(r"(?<![!\]\\])\[(?!\d+\])([^\[\]\n]+)\]\[[^\[\]\n]*\]")
 #: A sentence that opens with one of these leans on the sentence before it (English, any corpus).
 _DANGLING = re.compile(
     r"^(?:this|these|that|those|it|its|they|their|them|such|he|she|his|her"
@@ -513,9 +516,9 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
                 raw.append((a, b, False))
             last_end = b
             continue
-        if is_html_only(piece):
-            # Tags around a pull-quote or figure, or a comment: no words of their own, and no reader
-            # sees them between a lead-in and its code ("… using:", "<!-- eslint-disable -->", code).
+        if shows_nothing(piece):
+            # Tags around a pull-quote or figure, a comment, link definitions: no words of their own,
+            # and no reader sees them between a lead-in and its code ("… using:", "<!-- x -->", code).
             continue
         if _NUMBER_ONLY.match(piece.strip()):
             if a == passage.text.rfind("\n", 0, a) + 1:  # "3." split off the item it numbers
@@ -651,7 +654,7 @@ def _render(
             # A numbered list is cited once, after its last item quoted, as a bulleted list is.
             goes_on = in_list[k] and k + 1 < len(run) and run[k + 1] == i + 1 and in_list[k + 1]
             marker = "" if goes_on else f"[{cited.index(passage) + 1}]"
-            lines = [" ".join(_OPEN_MARKER.sub("", line).split()) for line in unit.lines]
+            lines = [" ".join(_OPEN_MARKER.sub("", _REFERENCE_LINK.sub(r"\1", line)).split()) for line in unit.lines]
             if unit.is_list:
                 pads = [indent(line) for line in unit.lines]
                 if len(lines) > 1 and leads_in(lines[0]):  # a lead-in line, then its items

@@ -27,9 +27,10 @@ DIST_NAME = "askdocs-cited"
 #: their "> "; 14: a chunk never ends with a lead-in line, which goes with what it introduces; 15:
 #: a list item too long for one chunk is cut between its sentences, not at a space; 16: an indented
 #: code block is one block, kept with its indent; 17: a text file's line in capitals is a heading;
-#: 18: a chunk says whether it starts right under its heading; 19: an HTML comment is no text);
+#: 18: a chunk says whether it starts right under its heading; 19: an HTML comment is no text;
+#: 20: nor are link reference definitions);
 #: forces a full rebuild.
-CHUNKER_VERSION = "19"
+CHUNKER_VERSION = "20"
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 

@@ -1,8 +1,8 @@
 """Markdown's block structure, as much of it as the corpus reader and the chunker need (CommonMark).
 
 Headings (``# Title`` and setext, a line underlined with ``===`` or ``---``), list items, lines
-that introduce them, fenced and indented code blocks, HTML comments, blockquotes and tables (GFM, rows
-written between pipes). `corpus` (a document's title), `chunking` (its sections, blocks and sentence texts) and
+that introduce them, fenced and indented code blocks, HTML comments and link reference definitions,
+blockquotes and tables (GFM, rows written between pipes). `corpus` (a document's title), `chunking` (its sections, blocks and sentence texts) and
 `compose` (what a quote may hold) all read them here, so they never disagree about what a heading
 or a list's lead-in is.
 """
@@ -132,22 +132,31 @@ _COMMENT_OPENS = re.compile(r" {0,3}<!--")
 _COMMENT_CLOSES = re.compile(r"-->\s*$")
 
 
+#: A link reference definition: "[RFC 5952]: https://…" or "[`path.sep`]: #pathsep", perhaps with a
+#: quoted title; what "[RFC 5952][]" in the text links to, shown to no reader (CommonMark).
+_LINK_DEFINITION = re.compile(
+    r" {0,3}\[[^\]\n]+\]:[ \t]*(?:<[^>\n]*>|\S+)(?:[ \t]+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?[ \t]*$"
+)
+
+
 @dataclass(frozen=True)
 class LiteralBlock:
     """Lines read as they are, never as Markdown: ``first`` to ``last``, both included."""
 
     first: int
     last: int
-    #: "fenced" (code between fences, the fence lines included), "indented" (`indented_code`) or
-    #: "comment" (an HTML comment: "<!-- YAML\nadded: v0.1.25\n-->", shown to no reader).
+    #: "fenced" (code between fences, the fence lines included), "indented" (`indented_code`),
+    #: "comment" (an HTML comment: "<!-- YAML\nadded: v0.1.25\n-->") or "definitions" (link
+    #: reference definitions, which cannot interrupt a paragraph); the last two no reader sees.
     kind: str
 
 
 def literal_blocks(lines: Sequence[str]) -> dict[int, LiteralBlock]:
-    """Each line of a code block or an HTML comment -> its block: fenced code with its fence lines
-    (a fence never closed runs to the end), indented code from its first line to its last with
-    words, a comment from its "<!--" to its "-->" (one never closed is text). Their lines are no
-    heading, no list item and no paragraph's end."""
+    """Each line of a code block, an HTML comment or a run of link reference definitions -> its
+    block: fenced code with its fence lines (a fence never closed runs to the end), indented code
+    from its first line to its last with words, a comment from its "<!--" to its "-->" (one never
+    closed is text), definitions after a blank line. Their lines are no heading, no list item and
+    no paragraph's end."""
     indented = indented_code(lines)
     blocks: dict[int, LiteralBlock] = {}
     i = 0
@@ -171,6 +180,11 @@ def literal_blocks(lines: Sequence[str]) -> dict[int, LiteralBlock]:
                 i += 1
                 continue
             block = LiteralBlock(i, last, "comment")
+        elif _LINK_DEFINITION.match(lines[i]) and (i == 0 or not lines[i - 1].strip()):
+            last = i
+            while last + 1 < len(lines) and _LINK_DEFINITION.match(lines[last + 1]):
+                last += 1
+            block = LiteralBlock(i, last, "definitions")
         else:
             i += 1
             continue
@@ -219,6 +233,12 @@ def first_heading(body: str) -> str | None:
 #: One HTML tag or comment: "<aside class="pquote">", "</p>", "<img src=… alt="…">", "<!-- … -->".
 _HTML_TAG = r"(?:<!--[\s\S]*?-->|</?[A-Za-z][\w:-]*(?:\s[^<>]*)?/?>)"
 _HTML_ONLY = re.compile(rf"^\s*{_HTML_TAG}(?:\s*{_HTML_TAG})*\s*$")
+
+
+def shows_nothing(text: str) -> bool:
+    """Whether ``text`` is markup no reader of the rendered page sees: HTML tags or comments
+    (`is_html_only`), or link reference definitions."""
+    return is_html_only(text) or all(_LINK_DEFINITION.match(line) for line in text.split("\n"))
 
 
 def is_html_only(line: str) -> bool:

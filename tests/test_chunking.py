@@ -156,6 +156,11 @@ def test_literal_blocks_code_and_comments_hold_no_heading() -> None:
         "<!-- one line -->",
         "<!-- a comment --> with text after it is no comment block",
         "<!-- never closed is text",  # 20
+        "",
+        "[RFC 5952]: https://www.rfc-editor.org/rfc/rfc5952",  # 22: link reference definitions
+        "[`path.sep`]: #pathsep 'The separator'",
+        "",
+        "[Note]: this line is a sentence, no definition",  # 25
         "~~~",
         "# never closed",
     ]
@@ -167,17 +172,19 @@ def test_literal_blocks_code_and_comments_hold_no_heading() -> None:
         LiteralBlock(6, 8, "indented"),
         LiteralBlock(15, 17, "comment"),
         LiteralBlock(18, 18, "comment"),
-        LiteralBlock(21, 22, "fenced"),
+        LiteralBlock(22, 23, "definitions"),
+        LiteralBlock(26, 27, "fenced"),
     )
     assert literal == {i: b for b in blocks for i in range(b.first, b.last + 1)}
     assert [(i, name) for i, _, name in headings(lines)] == [(14, "A heading")]
 
 
-def test_an_html_comment_is_neither_text_nor_a_heading(tmp_path: Path) -> None:
+def test_html_comments_and_link_definitions_are_neither_text_nor_headings(tmp_path: Path) -> None:
     text = (
         "# Path\n\n<!-- source_link=lib/path.js -->\n\n## `path.basename(path)`\n\n"
         "<!-- YAML\nadded: v0.1.25\nchanges:\n  - version: v6.0.0\n    pr-url: https://example.org/pull/5348\n"
-        "# no heading\n-->\n\nThe `path.basename()` method returns the last portion of a path.\n"
+        "# no heading\n-->\n\nThe `path.basename()` method returns the last portion of a path.\n\n"
+        "[`path.sep`]: #pathsep\n[RFC 5952]: https://www.rfc-editor.org/rfc/rfc5952\n"
     )
     (tmp_path / "path.md").write_text(text, encoding="utf-8")
     (doc,) = load_corpus(tmp_path).documents

@@ -348,6 +348,16 @@ def test_a_comment_between_a_lead_in_and_its_code_is_never_quoted_and_parts_them
     assert answer == f"The module can be accessed using: [1]\n\n{code}"
 
 
+def test_a_reference_link_is_quoted_as_its_text(embedder: Embedder) -> None:
+    text = "Use [`dns.lookup()`][] to resolve a host name as the operating system does ([RFC 5952][])."
+    passage = whole(text, "dns.md", "DNS")
+
+    answer, _ = compose(embedder, "How do I resolve a host name?", [passage])
+
+    # Its definition, at the end of the file, is never quoted: "[RFC 5952][]" would show as typed.
+    assert answer == "Use `dns.lookup()` to resolve a host name as the operating system does (RFC 5952). [1]"
+
+
 def test_indented_code_is_quoted_fenced_after_the_sentence_that_introduces_it(embedder: Embedder) -> None:
     text = (
         "Backups can break. Thus, the first step to repair one is to repair the index:\n\n"
