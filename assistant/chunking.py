@@ -42,8 +42,11 @@ MERGE_CHARS = 550
 
 #: A sentence ends at . ! ? or … (and the quotes or brackets that close it, group 1) before a space
 #: and a capital or digit, or before inline code or bold text ("… might fail to free space. `prune`
-#: works …", as technical manuals write); the space may hold a blockquote's next-line "> ".
-_SENTENCE_END = re.compile(rf"(?<=[.!?…])([\"”’)]*)(?:[ \t]*\n{QUOTE_MARKER}|\s+)(?=[\"“‘(\[]?[A-Z0-9]|`|\*\*[A-Z])")
+#: works …", as technical manuals write), perhaps opening a link or a bracket ("… for lookups.
+#: [`dns.lookup()`][] uses …"); the space may hold a blockquote's next-line "> ".
+_SENTENCE_END = re.compile(
+    rf"(?<=[.!?…])([\"”’)]*)(?:[ \t]*\n{QUOTE_MARKER}|\s+)(?=[\"“‘(\[]?(?:[A-Z0-9]|`|\*\*[A-Z]))"
+)
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,15 @@ def test_a_sentence_may_open_with_inline_code_or_bold_text() -> None:
     ]
 
 
+def test_a_sentence_may_open_with_a_link_to_code() -> None:
+    text = "It does not always use the DNS protocol. [`dns.lookup()`][] uses the system. [Node](x) is fine."
+    assert [text[s:e] for s, e in sentence_spans(text)] == [
+        "It does not always use the DNS protocol.",
+        "[`dns.lookup()`][] uses the system.",
+        "[Node](x) is fine.",
+    ]
+
+
 def test_fenced_code_is_one_unit_and_never_a_heading(tmp_path: Path) -> None:
     text = (
         "# Mounting\n\nUse this command to mount it:\n\n```console\n# mkdir /mnt/restic\n\n"
