@@ -548,6 +548,11 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
             a += bullet.end()
         if passage.text[a:b].rstrip().endswith("?"):
             continue  # an FAQ entry's question line, not an answer
+        if not bullet and raw and raw[-1][2] and not _BLANK_LINE.search(passage.text, raw[-1][1], a):
+            # The next sentence of a list item ("… calling the `callback`. **Default:** `1`.") goes
+            # with it, as an item travels whole: alone it would end the list and start another.
+            raw[-1] = (raw[-1][0], b, True)
+            continue
         raw.append((a, b, is_item))
     units: list[_Unit] = []
     if opening is not None:

@@ -358,6 +358,26 @@ def test_a_reference_link_is_quoted_as_its_text(embedder: Embedder) -> None:
     assert answer == "Use `dns.lookup()` to resolve a host name as the operating system does (RFC 5952). [1]"
 
 
+def test_a_list_item_of_several_sentences_is_quoted_whole_in_its_list(embedder: Embedder) -> None:
+    text = (
+        "Schedules a one-time callback.\n\n"
+        "* `callback` {Function} The function to call when the timer elapses.\n"
+        "* `delay` {number} The number of milliseconds to wait before calling the\n"
+        "  `callback`. **Default:** `1`.\n"
+        "* `...args` {any} Optional arguments to pass when the `callback` is called."
+    )
+    passage = whole(text, "timers.md", "Timers", "setTimeout")
+
+    answer, _ = compose(embedder, "How long does setTimeout wait by default?", [passage])
+
+    # One list, as the source wrote it; the item's second sentence was a paragraph between two lists.
+    assert (
+        "- `delay` {number} The number of milliseconds to wait before calling the `callback`. **Default:** `1`.\n"
+        "- `...args` {any}"
+    ) in answer
+    assert answer.count("[1]") == 2  # the sentence before the list, and the list once
+
+
 def test_indented_code_is_quoted_fenced_after_the_sentence_that_introduces_it(embedder: Embedder) -> None:
     text = (
         "Backups can break. Thus, the first step to repair one is to repair the index:\n\n"
