@@ -688,6 +688,10 @@ def _render(
                 space = "" if not paragraph or paragraph.endswith("\n") else " "
                 if _ends_in_item(paragraph) and _apart(units[run[k - 1]], unit, passages):
                     paragraph, space = paragraph.rstrip(), "\n\n"  # a paragraph after a numbered list
+                elif k > 0 and units[run[k - 1]].is_list:
+                    # After a bulleted list, whose items hold their own sentences: on the next line it
+                    # would read, rendered, as part of the last item.
+                    paragraph, space = paragraph.rstrip(), "\n\n"
                 if leads_in(lines[-1]) and not unit.code and _introduces(units, i, run[k + 1 : k + 2]):
                     marker = ""  # a lead-in is cited with the list or table it introduces, as a list's is
                 paragraph += space + f"{lines[0]} {marker}".rstrip()
