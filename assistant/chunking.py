@@ -371,7 +371,7 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None, table_head
 def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) -> Iterator[tuple[int, int, bool]]:
     """Runs of lines that belong together: a paragraph, one list item with its wrapped lines, or
     one line of a table (``in_tables``); each with whether it is one unit, never split into sentences
-    (code, an HTML comment, a table's line)."""
+    (code, markup no reader sees, a table's line)."""
     block_start: int | None = None
     block_end = start
     block_quoted = False  # whether the block open is a blockquote's paragraph
@@ -381,7 +381,7 @@ def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) ->
     for n, piece in enumerate(pieces):
         b = a + len(piece)
         next_a = b + 1
-        if n in literal:  # code or an HTML comment is one block of its own, blank lines and all
+        if n in literal:  # code, a comment or link definitions: one block of its own, blank lines and all
             if n == literal[n].first:
                 if block_start is not None:
                     yield block_start, block_end, False

@@ -2,9 +2,9 @@
 
 Headings (``# Title`` and setext, a line underlined with ``===`` or ``---``), list items, lines
 that introduce them, fenced and indented code blocks, HTML comments and link reference definitions,
-blockquotes and tables (GFM, rows written between pipes). `corpus` (a document's title), `chunking` (its sections, blocks and sentence texts) and
-`compose` (what a quote may hold) all read them here, so they never disagree about what a heading
-or a list's lead-in is.
+blockquotes and tables (GFM, rows written between pipes). `corpus` (a document's title),
+`chunking` (its sections, blocks and sentence texts) and `compose` (what a quote may hold) all
+read them here, so they never disagree about what a heading or a list's lead-in is.
 """
 
 from __future__ import annotations
@@ -214,7 +214,8 @@ def fence_after(line: str, fence: str) -> str:
 
 
 def headings(lines: Sequence[str]) -> Iterator[tuple[int, int, str]]:
-    """``(line index, level, name)`` of each heading, outside code ("# a comment" in code is none)."""
+    """``(line index, level, name)`` of each heading, outside code and comments ("# a comment" in
+    code is none)."""
     literal = literal_blocks(lines)
     for i, line in enumerate(lines):
         if i in literal:
