@@ -28,9 +28,10 @@ DIST_NAME = "askdocs-cited"
 #: a list item too long for one chunk is cut between its sentences, not at a space; 16: an indented
 #: code block is one block, kept with its indent; 17: a text file's line in capitals is a heading;
 #: 18: a chunk says whether it starts right under its heading; 19: an HTML comment is no text;
-#: 20: nor are link reference definitions; 21: a sentence may open with a link to code);
+#: 20: nor are link reference definitions; 21: a sentence may open with a link to code;
+#: 22: a GitHub alert's "> [!NOTE]" is embedded as "Note:");
 #: forces a full rebuild.
-CHUNKER_VERSION = "21"
+CHUNKER_VERSION = "22"
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 

@@ -34,10 +34,14 @@ def is_quoted(line: str) -> bool:
     return _QUOTE_MARKER.match(line) is not None
 
 
+#: A GitHub alert's first line ("> [!NOTE]"), which GitHub shows as the callout's title: "Note".
+_ALERT = re.compile(rf"(?m)^{QUOTE_MARKER}\[!(NOTE|TIP|IMPORTANT|WARNING|CAUTION)\][ \t]*$")
+
+
 def unquoted(text: str) -> str:
     """``text`` without the blockquote markers that open its lines: a hard-wrapped quoted
-    paragraph's words, as its reader sees them."""
-    return _QUOTE_MARKER.sub("", text)
+    paragraph's words, as its reader sees them ("> [!NOTE]" opening a GitHub alert as "Note:")."""
+    return _QUOTE_MARKER.sub("", _ALERT.sub(lambda m: f"{m.group(1).capitalize()}:", text))
 
 
 def indent(text: str) -> int:

@@ -142,6 +142,15 @@ def test_a_text_files_lines_in_capitals_are_its_headings(tmp_path: Path) -> None
     assert {c.section for c in chunk_document(markdown_doc)} == {""}  # Markdown marks its headings with #
 
 
+def test_a_github_alert_is_read_under_its_title() -> None:
+    text = "> [!WARNING]\n> Never delete the index while it is in use.\n\n[!NOTE] outside a quote is text."
+
+    assert sentence_texts(text, "Repair") == [
+        "Repair: Warning: Never delete the index while it is in use.",  # as GitHub shows it
+        "Repair: [!NOTE] outside a quote is text.",
+    ]
+
+
 def test_literal_blocks_code_and_comments_hold_no_heading() -> None:
     lines = [
         "Run it:",  # 0
