@@ -25,6 +25,7 @@ from .markup import (
     is_quoted,
     leads_in,
     literal_blocks,
+    literal_lines,
     opens_code,
     setext_level,
     shows_nothing,
@@ -377,7 +378,7 @@ def _blocks(text: str, start: int, end: int, in_tables: Sequence[Table] = ()) ->
     block_quoted = False  # whether the block open is a blockquote's paragraph
     a = start
     pieces = text[start:end].split("\n")
-    literal = literal_blocks(pieces)
+    literal = literal_lines(text[start:end])
     for n, piece in enumerate(pieces):
         b = a + len(piece)
         next_a = b + 1

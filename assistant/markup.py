@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
+from types import MappingProxyType
 
 HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
@@ -197,14 +198,17 @@ def literal_blocks(lines: Sequence[str]) -> dict[int, LiteralBlock]:
     return blocks
 
 
+@functools.lru_cache(maxsize=64)
+def literal_lines(text: str) -> Mapping[int, LiteralBlock]:
+    """`literal_blocks` of ``text``'s lines, read once per text: the chunker's sentence blocks and
+    `in_indented_code` ask it of the same passage text."""
+    return MappingProxyType(literal_blocks(text.split("\n")))
+
+
 def in_indented_code(text: str, pos: int) -> bool:
     """Whether ``pos`` falls on a line of an indented code block of ``text`` (`indented_code`)."""
-    return text.count("\n", 0, pos) in _code_lines(text)
-
-
-@functools.lru_cache(maxsize=64)
-def _code_lines(text: str) -> frozenset[int]:
-    return indented_code(text.split("\n"))
+    block = literal_lines(text).get(text.count("\n", 0, pos))
+    return block is not None and block.kind == "indented"
 
 
 def fence_after(line: str, fence: str) -> str:
