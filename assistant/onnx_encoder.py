@@ -75,7 +75,9 @@ def export(source_dir: Path, target: Path) -> None:
     """
     import torch
     from transformers import AutoModel
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # the library logs, never prints
     work = _workdir(target)
     try:
         model = AutoModel.from_pretrained(str(source_dir), attn_implementation="eager").eval()

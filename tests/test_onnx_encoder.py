@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from llama_index.core.schema import MetadataMode
+from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
 from assistant import Assistant, Settings
 from assistant.embeddings import Embedder
@@ -43,6 +45,13 @@ def test_the_export_gives_the_torch_models_vectors(export_dir: Path, embedder: E
     assert np.abs(onnx_vectors - torch_vectors).max() < 1e-5
     query = np.asarray(embedder.model.get_query_embedding(TEXTS[0]), dtype=np.float32)
     assert np.abs(OnnxEncoder(export_dir).encode(TEXTS[:1])[0] - query).max() < 1e-5
+
+
+def test_exporting_prints_nothing(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    # the first build exports before it embeds; transformers' loading bar must not reach the terminal
+    assert Embedder.from_defaults(Settings()).compile_to(tmp_path / "model-onnx")
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
 
 
 def test_a_current_export_is_not_redone_and_a_stale_or_partial_one_is(export_dir: Path, tmp_path: Path) -> None:
@@ -94,6 +103,47 @@ def test_answers_come_from_the_export_without_importing_torch(
     assert result["loaded"] == []
     assert result["ids"] == [p.id for p in expected.citations]
     assert result["text"] == expected.text
+
+
+def test_a_rebuild_embeds_with_the_export_without_importing_torch(
+    corpus_dir: Path, settings: Settings, embedder: Embedder
+) -> None:
+    Assistant.open(settings, embedder=embedder)  # the first build exports the model
+    faq = corpus_dir / "faq.md"
+    faq.write_text(
+        faq.read_text(encoding="utf-8") + "\n## Can a llama tune a harpsichord?\n\nOnly a llama with perfect pitch.\n",
+        encoding="utf-8",
+    )
+    probe = (
+        "import json, sys\n"
+        "from assistant import Assistant\n"
+        "bot = Assistant.open()  # finds faq.md changed and rebuilds\n"
+        "p = bot.retrieve('Can a llama tune a harpsichord?', k=1)[0]\n"
+        "print(json.dumps({'embedded': bot.embedder.texts_embedded, 'top': p.text,\n"
+        "                  'loaded': [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=dict(os.environ), check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    assert result["loaded"] == []
+    assert result["embedded"] >= 3  # the new passage, its sentences and the question
+    assert "perfect pitch" in result["top"]
+    # and the vectors it wrote are the torch model's
+    bot = Assistant.open(settings, embedder=embedder)
+    got = bot.store.collection(bot.indexer.current_manifest().collection).get(
+        where={"source": "faq.md"}, include=["embeddings", "documents", "metadatas"]
+    )
+    new = [
+        (vector, metadata_dict_to_node(dict(metadata), text=text).get_content(metadata_mode=MetadataMode.EMBED))
+        for vector, text, metadata in zip(got["embeddings"], got["documents"], got["metadatas"], strict=True)
+        if "perfect pitch" in text
+    ]
+    assert len(new) == 1
+    torch_vector = np.asarray(embedder.model.get_text_embedding_batch([new[0][1]]), dtype=np.float32)
+    assert np.abs(np.asarray(new[0][0]) - torch_vector[0]).max() < 1e-5
 
 
 def _damage(path: Path, keep_mtime: bool) -> None:
