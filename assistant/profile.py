@@ -17,6 +17,7 @@ Nothing here names a subject: a different corpus gets a different profile with n
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 import re
 from collections import Counter
@@ -81,12 +82,27 @@ def _stemmer():
     return Stemmer.Stemmer("english")  # the stemmer the keyword index (bm25s) uses
 
 
+def _in_turn(documents: Iterable[Counter[str]]) -> tuple[str, ...]:
+    """Headings (FAQ questions left out) taken from each document in turn, so that the first few
+    (`CorpusProfile.examples`) span the corpus rather than its longest document. Within a document,
+    prose comes before a heading with code in it (an API page's "`fs.access(path[, mode], callback)`"
+    reads badly in "What do the documents say about …?"), and the heading over most passages first.
+    """
+    ranked = [  # sorted is stable: ties stay in corpus order
+        sorted((h for h in counts if not h.endswith("?")), key=lambda h: ("`" in h, -counts[h])) for counts in documents
+    ]
+    picked: dict[str, None] = {}
+    for row in itertools.zip_longest(*ranked):
+        picked.update((h, None) for h in row if h is not None)
+    return tuple(picked)
+
+
 @dataclass(frozen=True)
 class CorpusProfile:
     """Vocabulary, titles and headings of one index generation."""
 
     titles: tuple[str, ...]
-    headings: tuple[str, ...]  # section headings, most passages first
+    headings: tuple[str, ...]  # section headings, each document's in turn (see `_in_turn`)
     questions: tuple[str, ...]  # FAQ questions (headings that end in "?"), in corpus order
     doc_freq: Mapping[str, int] = field(repr=False)  # stemmed term -> passages using it
     passages: int = 0
@@ -107,7 +123,7 @@ class CorpusProfile:
         time a question has a typo (`spelt`) or names something in code (`unknown_names`).
         """
         titles: dict[str, None] = {}
-        sections: Counter[str] = Counter()
+        sections: dict[str, Counter[str]] = {}  # a document's title -> its headings -> passages
         questions: dict[str, None] = {}
         count = 0
         for meta in metadata:
@@ -118,11 +134,10 @@ class CorpusProfile:
             section = str(meta.get("section") or "").strip()
             last = section.split(" > ")[-1].strip() if section else ""
             if last:
-                sections[last] += 1
+                sections.setdefault(title, Counter())[last] += 1
                 if last.endswith("?"):
                     questions.setdefault(last)
-        headings = tuple(h for h, _ in sections.most_common() if not h.endswith("?"))
-        return cls(tuple(titles), headings, tuple(questions), dict(doc_freq), count, texts)
+        return cls(tuple(titles), _in_turn(sections.values()), tuple(questions), dict(doc_freq), count, texts)
 
     # -- describing the corpus --------------------------------------------------------------
 
@@ -193,8 +208,10 @@ class CorpusProfile:
         for heading in self.headings:
             if len(picks) >= n:
                 break
-            # "Core hours" reads "core hours" mid-sentence; "API keys" and "CORE HOURS" keep their capitals.
-            name = heading[:1].lower() + heading[1:] if heading[1:2].islower() else heading
+            # "Core hours" reads "core hours" mid-sentence; "API keys", "CORE HOURS" and a heading in
+            # title case ("Pack Size", not "pack Size") keep their capitals.
+            title_case = any(w[:1].isupper() and w[1:].isalpha() and w[1:].islower() for w in heading.split()[1:])
+            name = heading[:1].lower() + heading[1:] if heading[1:2].islower() and not title_case else heading
             picks.append(f"What do the documents say about {name}?")
         return tuple(picks)
 

@@ -108,13 +108,38 @@ def test_a_subject_name_completes_a_phrase_and_never_prefixes_it() -> None:
 
 def test_example_questions_keep_a_headings_capitals_where_it_opens_with_them() -> None:
     profile = CorpusProfile(
-        titles=("Acme API",), headings=("Rate limits", "API keys", "CORE HOURS"), questions=(), doc_freq={}
+        titles=("Acme API",),
+        headings=("Rate limits", "API keys", "CORE HOURS", "Pack Size"),
+        questions=(),
+        doc_freq={},
     )
 
-    assert profile.examples() == (
+    assert profile.examples(4) == (
         "What do the documents say about rate limits?",
         "What do the documents say about API keys?",  # not "aPI keys"
         "What do the documents say about CORE HOURS?",
+        "What do the documents say about Pack Size?",  # title case: not "pack Size"
+    )
+
+
+def test_example_questions_span_the_documents_and_prefer_prose_headings() -> None:
+    api = [{"title": "File system", "section": "`fs.open(path, flags)`"}] * 9 + [
+        {"title": "File system", "section": "File system flags"}
+    ] * 2
+    guide = [{"title": "Events", "section": "Error events"}, {"title": "Events", "section": "Events > Once"}] * 3
+    profile = CorpusProfile.from_passages([*api, *guide, {"title": "Path", "section": "`path.join([...paths])`"}], {})
+
+    assert profile.examples() == (  # one from each document first; code only where a page has nothing else
+        "What do the documents say about file system flags?",
+        "What do the documents say about error events?",
+        "What do the documents say about `path.join([...paths])`?",
+    )
+    assert profile.headings == (
+        "File system flags",
+        "Error events",
+        "`path.join([...paths])`",
+        "`fs.open(path, flags)`",
+        "Once",
     )
 
 
