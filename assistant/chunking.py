@@ -26,6 +26,7 @@ from .markup import (
     leads_in,
     literal_blocks,
     literal_lines,
+    numbered_heading,
     opens_code,
     setext_level,
     shows_nothing,
@@ -178,10 +179,13 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
             if i == block.last:
                 flush_block()
             continue
+        if plain and not (path or blocks or current) and stripped.casefold() == doc.title.casefold():
+            continue  # a text file's first line naming it ("Troubleshooting"): its title, no text
         heading = HEADING.match(stripped)
         setext = setext_level(lines, i)
-        # A text file's heading is a line in capitals ("CORE HOURS"), a level below its title.
-        caps = caps_heading(lines, i) if plain else ""
+        # A text file's heading is a line in capitals ("CORE HOURS") or a numbered line standing
+        # alone before prose ("2. Backup the repository"), a level below its title.
+        caps = (caps_heading(lines, i) or numbered_heading(lines, i)) if plain else ""
         if heading or setext or caps:
             flush_block()
             if blocks:

@@ -29,9 +29,10 @@ DIST_NAME = "askdocs-cited"
 #: code block is one block, kept with its indent; 17: a text file's line in capitals is a heading;
 #: 18: a chunk says whether it starts right under its heading; 19: an HTML comment is no text;
 #: 20: nor are link reference definitions; 21: a sentence may open with a link to code;
-#: 22: a GitHub alert's "> [!NOTE]" is embedded as "Note:");
+#: 22: a GitHub alert's "> [!NOTE]" is embedded as "Note:"; 23: a text file's numbered line
+#: standing alone before prose is a heading, and a first line naming its title is no text);
 #: forces a full rebuild.
-CHUNKER_VERSION = "22"
+CHUNKER_VERSION = "23"
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 

@@ -142,6 +142,26 @@ def test_a_text_files_lines_in_capitals_are_its_headings(tmp_path: Path) -> None
     assert {c.section for c in chunk_document(markdown_doc)} == {""}  # Markdown marks its headings with #
 
 
+def test_a_text_files_title_line_and_numbered_sections(tmp_path: Path) -> None:
+    body = (
+        "Troubleshooting\n\nRestic is designed to be error resistant.\n\n\n1. Find out what is damaged\n\n"
+        "Always check the repository first.\n\n\n2. Backup the repository\n\nCopy the index folder.\n\n"
+        "Before you start:\n\n1. Stop the backups\n\n2. Unmount the repository\n"
+    )
+    (tmp_path / "troubleshooting.txt").write_text(body, encoding="utf-8")
+    (doc,) = load_corpus(tmp_path).documents
+
+    sections = {c.text: c.section for c in chunk_document(doc)}
+
+    assert doc.title == "Troubleshooting"
+    assert sections["Restic is designed to be error resistant."] == ""  # the title line is no text of it
+    assert sections["Always check the repository first."] == "Find out what is damaged"
+    # a numbered line before its next item is a list item, blank lines or not
+    assert sections[
+        "Copy the index folder.\n\nBefore you start:\n\n1. Stop the backups\n\n2. Unmount the repository"
+    ] == ("Backup the repository")
+
+
 def test_a_github_alert_is_read_under_its_title() -> None:
     text = "> [!WARNING]\n> Never delete the index while it is in use.\n\n[!NOTE] outside a quote is text."
 
