@@ -111,8 +111,8 @@ def chunk_document(doc: SourceDocument) -> list[Chunk]:
     chunks: list[Chunk] = []
     seen: dict[str, int] = {}
     in_tables = tables(doc.text)
-    for section, spans in _sections(doc):
-        first = spans[0][0].start
+    for section, spans, opens in _sections(doc):
+        first = spans[0][0].start if opens else -1
         for start, end in _pack(doc.text, spans, keep_whole=doc.kind == "faq"):
             text = doc.text[start:end]
             # A chunk that starts at a body row, its header left in the chunk before, starts inside its table.
@@ -138,8 +138,10 @@ def chunk_document(doc: SourceDocument) -> list[Chunk]:
     return chunks
 
 
-def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
-    """Yield (heading path, blocks) per section; a block is a list of line spans."""
+def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]], bool]]:
+    """Yield (heading path, blocks, whether they start right under the heading) per section, or
+    per part of one that a callout's fence divides; a block is a list of line spans."""
+    opens = False  # the document's opening text is under no heading
     path: list[tuple[int, str]] = []
     blocks: list[list[_Span]] = []
     current: list[_Span] = []
@@ -165,6 +167,14 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
         if block is not None and block.kind in ("comment", "definitions"):
             flush_block()  # shown to no reader: neither text nor the end of a chunk
             continue
+        if block is not None and block.kind == "directive":
+            # A callout's or tab's fence: its body, shown apart, is read apart, and no passage
+            # holds a fence, which read alone would open code.
+            flush_block()
+            if blocks:
+                yield section, blocks, opens
+                blocks, opens = [], False
+            continue
         if block is not None and block.kind == "fenced":
             # Fenced code stays with the paragraph that introduces it; not with a list item before it.
             if i == block.first and current and current[-1].is_item:
@@ -189,8 +199,9 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
         if heading or setext or caps:
             flush_block()
             if blocks:
-                yield section, blocks
+                yield section, blocks, opens
                 blocks = []
+            opens = True
             if caps:
                 level, name = 2, caps
             else:
@@ -226,7 +237,7 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]]]]:
         current.append(_Span(start, end, is_item))
     flush_block()
     if blocks:
-        yield section, blocks
+        yield section, blocks, opens
 
 
 def _pack(text: str, blocks: list[list[_Span]], keep_whole: bool) -> Iterator[tuple[int, int]]:

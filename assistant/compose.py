@@ -32,6 +32,17 @@ _OPEN_MARKER = re.compile(r"\[\d+\]")  # "[7]" in corpus text is not one of our 
 #: A reference link, "[RFC 5952][]" or "[the lookup][`dns.lookup()`]": its definition, at the end of
 #: its file, is never quoted, so the quote keeps the link's text alone.
 _REFERENCE_LINK = re.compile(r"(?<![!\]\\])\[(?!\d+\])([^\[\]\n]+)\]\[[^\[\]\n]*\]")
+#: A MyST role, "{ref}`pip cache`" or "{doc}`the guide <../topics/caching>`": the page shows its
+#: text (a link's, without its target), so the quote does, as code.
+_ROLE = re.compile(r"\{[\w:-]+\}`([^`<\n]+?)(?:\s*<[^`>\n]*>)?`")
+
+
+def _shown(line: str) -> str:
+    """A line of a passage as the page shows it, for a quote: a reference link's or a role's text
+    alone, no "[7]" that could pass for a citation, white space runs as one space."""
+    return " ".join(_OPEN_MARKER.sub("", _ROLE.sub(r"`\1`", _REFERENCE_LINK.sub(r"\1", line))).split())
+
+
 #: A sentence that opens with one of these leans on the sentence before it (English, any corpus).
 _DANGLING = re.compile(
     r"^(?:this|these|that|those|it|its|they|their|them|such|he|she|his|her"
@@ -659,7 +670,7 @@ def _render(
             # A numbered list is cited once, after its last item quoted, as a bulleted list is.
             goes_on = in_list[k] and k + 1 < len(run) and run[k + 1] == i + 1 and in_list[k + 1]
             marker = "" if goes_on else f"[{cited.index(passage) + 1}]"
-            lines = [" ".join(_OPEN_MARKER.sub("", _REFERENCE_LINK.sub(r"\1", line)).split()) for line in unit.lines]
+            lines = [_shown(line) for line in unit.lines]
             if unit.is_list:
                 pads = [indent(line) for line in unit.lines]
                 if len(lines) > 1 and leads_in(lines[0]):  # a lead-in line, then its items

@@ -30,9 +30,10 @@ DIST_NAME = "askdocs-cited"
 #: 18: a chunk says whether it starts right under its heading; 19: an HTML comment is no text;
 #: 20: nor are link reference definitions; 21: a sentence may open with a link to code;
 #: 22: a GitHub alert's "> [!NOTE]" is embedded as "Note:"; 23: a text file's numbered line
-#: standing alone before prose is a heading, and a first line naming its title is no text);
+#: standing alone before prose is a heading, and a first line naming its title is no text; 24: a
+#: MyST callout's fences ("```{note}") are no text, and its body is a passage apart);
 #: forces a full rebuild.
-CHUNKER_VERSION = "23"
+CHUNKER_VERSION = "24"
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 

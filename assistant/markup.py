@@ -162,6 +162,40 @@ _LINK_DEFINITION = re.compile(
 )
 
 
+#: A MyST directive's opening fence: "```{note}", "````{tab} Linux", ":::{warning}" (MyST Markdown,
+#: as Sphinx projects write their docs).
+_DIRECTIVE = re.compile(r" {0,3}(`{3,}|~{3,}|:{3,})\{([\w-]+)\}")
+#: Directives whose body is Markdown that the page shows as text, in a callout, a box or a tab
+#: (MyST's admonitions, Sphinx's version notes and boxes, sphinx-design and sphinx-inline-tabs).
+#: Any other directive ("```{code-block} python", a project's own "```{pip-cli}") stays code.
+_PROSE_DIRECTIVES = frozenset(
+    "admonition attention caution danger error hint important note seealso tip warning "
+    "versionadded versionchanged versionremoved deprecated topic sidebar epigraph highlights "
+    "pull-quote compound container only dropdown tab tab-set tab-item card grid grid-item "
+    "grid-item-card".split()
+)
+#: A directive's option line, right under its opening fence: ":class: dropdown".
+_DIRECTIVE_OPTION = re.compile(r" {0,3}:[\w-]+:(?:[ \t]|$)")
+
+
+def _prose_directive(lines: Sequence[str], i: int) -> tuple[int, int | None] | None:
+    """For a directive with a Markdown body opening on line ``i``: the last line of its opening
+    (the fence and its option lines) and its closing fence's line (None when never closed)."""
+    opens = _DIRECTIVE.match(lines[i])
+    if opens is None or opens.group(2) not in _PROSE_DIRECTIVES:
+        return None
+    last = i
+    while last + 1 < len(lines) and _DIRECTIVE_OPTION.match(lines[last + 1]):
+        last += 1
+    marker = opens.group(1)
+    for j in range(last + 1, len(lines)):
+        closing = lines[j].strip()
+        # A fence inside the body is shorter than the directive's own (MyST's rule for nesting).
+        if closing[:1] == marker[0] and len(closing) >= len(marker) and closing == closing[0] * len(closing):
+            return last, j
+    return last, None
+
+
 @dataclass(frozen=True)
 class LiteralBlock:
     """Lines read as they are, never as Markdown: ``first`` to ``last``, both included."""
@@ -169,8 +203,10 @@ class LiteralBlock:
     first: int
     last: int
     #: "fenced" (code between fences, the fence lines included), "indented" (`indented_code`),
-    #: "comment" (an HTML comment: "<!-- YAML\nadded: v0.1.25\n-->") or "definitions" (link
-    #: reference definitions, which cannot interrupt a paragraph); the last two no reader sees.
+    #: "comment" (an HTML comment: "<!-- YAML\nadded: v0.1.25\n-->"), "definitions" (link
+    #: reference definitions, which cannot interrupt a paragraph) or "directive" (the opening or
+    #: closing fence of a MyST directive whose body is text: "```{note}"); the last three no
+    #: reader sees.
     kind: str
 
 
@@ -178,13 +214,21 @@ def literal_blocks(lines: Sequence[str]) -> dict[int, LiteralBlock]:
     """Each line of a code block, an HTML comment or a run of link reference definitions -> its
     block: fenced code with its fence lines (a fence never closed runs to the end), indented code
     from its first line to its last with words, a comment from its "<!--" to its "-->" (one never
-    closed is text), definitions after a blank line. Their lines are no heading, no list item and
-    no paragraph's end."""
+    closed is text), definitions after a blank line, a text directive's fences (its body is
+    Markdown, read as any other). Their lines are no heading, no list item and no paragraph's end."""
     indented = indented_code(lines)
     blocks: dict[int, LiteralBlock] = {}
+    closings: set[int] = set()  # the closing fences of text directives opened above
     i = 0
     while i < len(lines):
-        if i in indented:
+        directive = None if i in indented else _prose_directive(lines, i)
+        if i in closings:
+            block = LiteralBlock(i, i, "directive")
+        elif directive is not None:
+            block = LiteralBlock(i, directive[0], "directive")
+            if directive[1] is not None:
+                closings.add(directive[1])
+        elif i in indented:
             last = i
             while last + 1 in indented:
                 last += 1

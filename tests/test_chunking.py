@@ -235,6 +235,44 @@ def test_html_comments_and_link_definitions_are_neither_text_nor_headings(tmp_pa
     assert chunks[0].opens_section  # right under its heading: the comment between is no text
 
 
+def test_a_myst_callouts_fences_are_no_text_and_its_body_a_passage_apart(tmp_path: Path) -> None:
+    text = (
+        "# Caching\n\n## Where is the cache stored\n\n"
+        "```{caution}\n:class: dropdown\nThe layout of the cache may change between any two versions.\n```\n\n"
+        "Use `pip cache dir` to find the cache directory.\n\n"
+        "````{tab} Linux\nOn Linux it is under your home folder:\n\n```bash\n~/.cache/pip\n```\n````\n\n"
+        "```{code-block} python\nprint('a code directive stays code')\n```\n\n"
+        ":::{note}\nA colon fence holds text too.\n:::\n"
+    )
+    (tmp_path / "caching.md").write_text(text, encoding="utf-8")
+    (doc,) = load_corpus(tmp_path).documents
+
+    chunks = chunk_document(doc)
+
+    assert [(c.text, c.opens_section) for c in chunks] == [
+        ("The layout of the cache may change between any two versions.", True),  # no option line
+        ("Use `pip cache dir` to find the cache directory.", False),  # after the callout, not under the heading
+        ("On Linux it is under your home folder:\n\n```bash\n~/.cache/pip\n```", False),  # its code is code
+        ("```{code-block} python\nprint('a code directive stays code')\n```", False),
+        ("A colon fence holds text too.", False),
+    ]
+    assert {c.section for c in chunks} == {"Where is the cache stored"}
+    assert sentence_texts(chunks[0].text, chunks[0].section) == [
+        "Where is the cache stored: The layout of the cache may change between any two versions."
+    ]
+
+
+def test_a_myst_callout_never_closed_and_its_literal_blocks() -> None:
+    lines = ["```{note}", "Text, not code.", "", "```{warning}", ":class: tip", "Still text.", "```"]
+
+    assert literal_blocks(lines) == {
+        0: LiteralBlock(0, 0, "directive"),  # never closed: its body is text to the end
+        3: LiteralBlock(3, 4, "directive"),
+        4: LiteralBlock(3, 4, "directive"),
+        6: LiteralBlock(6, 6, "directive"),
+    }
+
+
 def test_a_long_indented_code_block_is_never_cut(tmp_path: Path) -> None:
     code = "\n".join(f"    $ restic backup /data/{i:03d} --tag nightly" for i in range(40))
     text = f"Backups\n\nRun these, one per folder:\n\n{code}\n\nThen check the repository. It takes a while.\n"

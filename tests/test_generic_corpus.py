@@ -383,6 +383,15 @@ def test_a_reference_link_is_quoted_as_its_text(embedder: Embedder) -> None:
     assert answer == "Use `dns.lookup()` to resolve a host name as the operating system does (RFC 5952). [1]"
 
 
+def test_a_myst_role_is_quoted_as_its_text(embedder: Embedder) -> None:
+    text = "The {ref}`pip cache` command manages the cache; see {doc}`the caching guide <../topics/caching>`."
+    passage = whole(text, "caching.md", "Caching")
+
+    answer, _ = compose(embedder, "How do I manage the cache?", [passage])
+
+    assert answer == "The `pip cache` command manages the cache; see `the caching guide`. [1]"
+
+
 def test_a_list_item_of_several_sentences_is_quoted_whole_and_the_list_ends_its_paragraph(embedder: Embedder) -> None:
     text = (
         "Schedules a one-time callback.\n\n"
