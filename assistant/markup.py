@@ -22,8 +22,9 @@ LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 #: The opening or closing line of a fenced code block (three or more ` or ~). No "^":
 #: ``match(text, pos)`` anchors at ``pos``, where "^" would not match inside a text.
-_NUMBERED = re.compile(r"\d+[.)][ \t]+\S")
 FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+#: A numbered line: "2. Backup the repository".
+_NUMBERED = re.compile(r"\d+[.)][ \t]+\S")
 
 
 #: A blockquote's markers at the start of a line: "> ", nested "> > " too (a pattern to build on).

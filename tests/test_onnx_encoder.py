@@ -80,25 +80,34 @@ def test_a_current_export_is_not_redone_and_a_stale_or_partial_one_is(export_dir
     assert not leftover.exists()
 
 
+def _in_new_process(code: str) -> dict:
+    """Run ``code`` (which sets ``result``, a dict) in a new Python process with this test's
+    environment; its ``result``, plus ``loaded``: which of torch and its kin it imported."""
+    probe = (
+        "import json, sys\n"
+        "from assistant import Assistant\n"
+        f"{code}"
+        "result['loaded'] = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]\n"
+        "print(json.dumps(result))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=dict(os.environ), check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def test_answers_come_from_the_export_without_importing_torch(
     corpus_dir: Path, settings: Settings, embedder: Embedder
 ) -> None:
     expected = Assistant.open(settings, embedder=embedder).ask("What is LoRA?")
     assert (settings.index_dir / "model-onnx" / "model.onnx").is_file()
 
-    probe = (
-        "import json, sys\n"
-        "from assistant import Assistant\n"
+    result = _in_new_process(
         "bot = Assistant.open()\n"
         "a = bot.ask('What is LoRA?')\n"
-        "print(json.dumps({'text': a.text, 'ids': [p.id for p in a.citations],\n"
-        "                  'loaded': [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]}))\n"
+        "result = {'text': a.text, 'ids': [p.id for p in a.citations]}\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=dict(os.environ), check=False
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
 
     assert result["loaded"] == []
     assert result["ids"] == [p.id for p in expected.citations]
@@ -114,19 +123,11 @@ def test_a_rebuild_embeds_with_the_export_without_importing_torch(
         faq.read_text(encoding="utf-8") + "\n## Can a llama tune a harpsichord?\n\nOnly a llama with perfect pitch.\n",
         encoding="utf-8",
     )
-    probe = (
-        "import json, sys\n"
-        "from assistant import Assistant\n"
+    result = _in_new_process(
         "bot = Assistant.open()  # finds faq.md changed and rebuilds\n"
         "p = bot.retrieve('Can a llama tune a harpsichord?', k=1)[0]\n"
-        "print(json.dumps({'embedded': bot.embedder.texts_embedded, 'top': p.text,\n"
-        "                  'loaded': [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]}))\n"
+        "result = {'embedded': bot.embedder.texts_embedded, 'top': p.text}\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=dict(os.environ), check=False
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
 
     assert result["loaded"] == []
     assert result["embedded"] >= 3  # the new passage, its sentences and the question
