@@ -157,12 +157,12 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]], boo
             current = []
 
     lines = doc.text[doc.body_start :].splitlines(keepends=True)
-    literal = literal_blocks([line.rstrip("\r\n") for line in lines])
+    literal = literal_blocks([line.rstrip("\r\n") for line in lines], plain)
     for i, line in enumerate(lines):
         start, offset = offset, offset + len(line)
         stripped = line.strip()
         block = literal.get(i)
-        if block is None and i > 0 and setext_level(lines, i - 1):
+        if block is None and i > 0 and setext_level(lines, i - 1, plain):
             continue  # the underline of the heading just read
         if block is not None and block.kind in ("comment", "definitions"):
             flush_block()  # shown to no reader: neither text nor the end of a chunk
@@ -192,7 +192,7 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]], boo
         if plain and not (path or blocks or current) and stripped.casefold() == doc.title.casefold():
             continue  # a text file's first line naming it ("Troubleshooting"): its title, no text
         heading = HEADING.match(stripped)
-        setext = setext_level(lines, i)
+        setext = setext_level(lines, i, plain)
         # A text file's heading is a line in capitals ("CORE HOURS") or a numbered line standing
         # alone before prose ("2. Backup the repository"), a level below its title.
         caps = (caps_heading(lines, i) or numbered_heading(lines, i)) if plain else ""

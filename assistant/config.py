@@ -31,9 +31,10 @@ DIST_NAME = "askdocs-cited"
 #: 20: nor are link reference definitions; 21: a sentence may open with a link to code;
 #: 22: a GitHub alert's "> [!NOTE]" is embedded as "Note:"; 23: a text file's numbered line
 #: standing alone before prose is a heading, and a first line naming its title is no text; 24: a
-#: MyST callout's fences ("```{note}") are no text, and its body is a passage apart);
+#: MyST callout's fences ("```{note}") are no text, and its body is a passage apart; 25: a text
+#: file's heading may be underlined "~~~~", and code may follow a paragraph indented a little);
 #: forces a full rebuild.
-CHUNKER_VERSION = "24"
+CHUNKER_VERSION = "25"
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 

@@ -20,6 +20,8 @@ HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 #: A setext heading's underline: "===" for level 1, "---" for level 2.
 _UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+#: The other underlines of a text file's headings, in reStructuredText's styles: "~~~~", "^^^^", "****".
+_PLAIN_UNDERLINE = re.compile(r"^ {0,3}([~^*#+\"'`.:_])\1{2,}[ \t]*$")
 #: The opening or closing line of a fenced code block (three or more ` or ~). No "^":
 #: ``match(text, pos)`` anchors at ``pos``, where "^" would not match inside a text.
 FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
@@ -86,18 +88,29 @@ def numbered_heading(lines: Sequence[str], i: int) -> str:
     return LIST_ITEM.sub("", line) if after[:1].strip() and not LIST_ITEM.match(after) else ""
 
 
-def setext_level(lines: Sequence[str], i: int) -> int:
+def setext_level(lines: Sequence[str], i: int, plain: bool = False) -> int:
     """The level of a setext heading on line ``i`` (a line of text underlined with === or ---), or 0.
 
     Only a line that opens its paragraph counts, so "---" under a paragraph's last line stays a rule.
+    In a text file (``plain``) the heading may be indented as CommonMark allows (up to three spaces),
+    and underlined as reStructuredText also writes it ("~~~~", "^^^^": level 2), where Markdown would
+    read "~~~" as opening code and take the rest of the file for it.
     """
     line = lines[i]
-    if i + 1 >= len(lines) or not line.strip() or (i > 0 and lines[i - 1].strip()) or line[:1] in " \t":
+    indented = indent(line) > 3 or line[:1] == "\t" if plain else line[:1] in " \t"
+    if i + 1 >= len(lines) or not line.strip() or (i > 0 and lines[i - 1].strip()) or indented:
         return 0
     if LIST_ITEM.match(line) or HEADING.match(line.strip()) or FENCE.match(line):
         return 0
     underline = _UNDERLINE.match(lines[i + 1])
-    return 0 if underline is None else (1 if underline.group(1)[0] == "=" else 2)
+    if underline is not None:
+        return 1 if underline.group(1)[0] == "=" else 2
+    return 2 if plain and _PLAIN_UNDERLINE.match(lines[i + 1]) else 0
+
+
+def _underlines(lines: Sequence[str], i: int, plain: bool) -> bool:
+    """Whether line ``i`` of a text file underlines a heading (`setext_level`), so opens no code."""
+    return plain and i > 0 and setext_level(lines, i - 1, plain=True) > 0
 
 
 def leads_in(line: str) -> bool:
@@ -115,37 +128,35 @@ def opens_code(text: str, pos: int = 0) -> bool:
 _CODE_INDENT = re.compile(r"(?: {4}|\t)")
 
 
-def indented_code(lines: Sequence[str]) -> frozenset[int]:
+def indented_code(lines: Sequence[str], plain: bool = False) -> frozenset[int]:
     """The indexes of ``lines`` that make up indented code blocks: lines indented by four spaces
     or a tab, after a blank line, outside fenced code and outside lists (a list item's indented
     paragraph is no code), with the blank lines between them. Plain-text manuals show commands
     and their output so ("    $ restic repair index")."""
     code: set[int] = set()
     fence = ""
-    before = ""  # the nearest line with words before this one, outside code
+    in_list = False  # from a list item until a line with words at the margin
     blank = True  # whether the line before this one was blank (or there was none)
     i = 0
     while i < len(lines):
         line = lines[i]
-        if fence or FENCE.match(line):
-            fence, before, blank, i = fence_after(line, fence), line, False, i + 1
+        if fence or (FENCE.match(line) and not _underlines(lines, i, plain)):
+            in_list = in_list and line[:1].isspace()  # a fence inside an item keeps the list open
+            fence, blank, i = fence_after(line, fence), False, i + 1
             continue
-        if (
-            blank
-            and line.strip()
-            and _CODE_INDENT.match(line)
-            and not LIST_ITEM.match(line)
-            and not before[:1].isspace()
-            and not LIST_ITEM.match(before)
-        ):
+        if blank and line.strip() and _CODE_INDENT.match(line) and not LIST_ITEM.match(line) and not in_list:
             last = j = i
             while j < len(lines) and (not lines[j].strip() or _CODE_INDENT.match(lines[j])):
                 last = j if lines[j].strip() else last
                 j += 1
             code.update(range(i, last + 1))
-            before, blank, i = lines[last], False, last + 1
+            blank, i = False, last + 1
             continue
-        before = line if line.strip() else before
+        if line.strip():
+            # In a list, an indented line goes on with its item; out of one, a paragraph indented a
+            # little (" Run all tests:", as some text files write every line) is prose at the
+            # margin, and four spaces more after it are code.
+            in_list = bool(LIST_ITEM.match(line)) or (in_list and line[:1].isspace())
         blank, i = not line.strip(), i + 1
     return frozenset(code)
 
@@ -211,13 +222,13 @@ class LiteralBlock:
     kind: str
 
 
-def literal_blocks(lines: Sequence[str]) -> dict[int, LiteralBlock]:
+def literal_blocks(lines: Sequence[str], plain: bool = False) -> dict[int, LiteralBlock]:
     """Each line of a code block, an HTML comment or a run of link reference definitions -> its
     block: fenced code with its fence lines (a fence never closed runs to the end), indented code
     from its first line to its last with words, a comment from its "<!--" to its "-->" (one never
     closed is text), definitions after a blank line, a text directive's fences (its body is
     Markdown, read as any other). Their lines are no heading, no list item and no paragraph's end."""
-    indented = indented_code(lines)
+    indented = indented_code(lines, plain)
     blocks: dict[int, LiteralBlock] = {}
     closings: set[int] = set()  # the closing fences of text directives opened above
     i = 0
@@ -234,7 +245,7 @@ def literal_blocks(lines: Sequence[str]) -> dict[int, LiteralBlock]:
             while last + 1 in indented:
                 last += 1
             block = LiteralBlock(i, last, "indented")
-        elif FENCE.match(lines[i]):
+        elif FENCE.match(lines[i]) and not _underlines(lines, i, plain):
             fence, last = fence_after(lines[i], ""), i
             while fence and last + 1 < len(lines):
                 last += 1

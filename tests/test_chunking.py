@@ -162,6 +162,30 @@ def test_a_text_files_title_line_and_numbered_sections(tmp_path: Path) -> None:
     ] == ("Backup the repository")
 
 
+def test_a_text_files_tilde_underlined_heading_and_code_after_slightly_indented_prose(tmp_path: Path) -> None:
+    body = (
+        "\n util-linux regression tests\n ~~~~~~~~~~~~~~~~~~~~~~~~~~~\n\n"
+        " Include a test with each important bugfix.\n\n Run all tests:\n\n\t# cd tests\n\t# ./run.sh\n\n"
+        " or run 'make clean' as root.\n\n- an item\n\n continues the item\n\n\tand so does this\n"
+    )
+    (tmp_path / "howto-tests.txt").write_text(body, encoding="utf-8")
+    (tmp_path / "howto-tests.md").write_text(body, encoding="utf-8")
+    text_doc, markdown_doc = sorted(load_corpus(tmp_path).documents, key=lambda d: d.source, reverse=True)
+
+    chunks = chunk_document(text_doc)
+
+    # "~~~" under a line of text underlines it, where Markdown would open code there to the file's end
+    assert {c.section for c in chunks} == {"util-linux regression tests"}
+    assert "Include a test with each important bugfix." in chunks[0].text
+    # the commands after a paragraph indented one space are code (no "# cd tests" heading); in a
+    # list, an indented paragraph goes on with its item
+    code = LiteralBlock(8, 9, "indented")
+    assert literal_blocks(body.split("\n"), plain=True) == {8: code, 9: code}
+    # in Markdown, as CommonMark reads it, "~~~" opens code that runs to the end
+    assert literal_blocks(body.split("\n"))[2] == LiteralBlock(2, len(body.split("\n")) - 1, "fenced")
+    assert {c.section for c in chunk_document(markdown_doc)} == {""}
+
+
 def test_a_github_alert_is_read_under_its_title() -> None:
     text = "> [!WARNING]\n> Never delete the index while it is in use.\n\n[!NOTE] outside a quote is text."
 
