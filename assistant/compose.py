@@ -538,9 +538,13 @@ def _units(index: int, passage: Passage) -> list[_Unit]:
         indented = in_indented_code(passage.text, a)
         if indented or opens_code(piece):
             # Code is quoted only with the sentence that introduces it ("… use this command:"), and
-            # indented code fenced, as its lines' indents were cut from the quote's first line.
+            # indented code fenced, as its lines' indents were cut from the quote's first line. A
+            # tab in an indent goes to the next multiple of four columns (CommonMark), so a block
+            # indented with a tab on one line and spaces on the next loses its indent too.
             if indented:
-                piece = "```\n" + textwrap.dedent(passage.text[passage.text.rfind("\n", 0, a) + 1 : b]) + "\n```"
+                block = passage.text[passage.text.rfind("\n", 0, a) + 1 : b].split("\n")
+                block = [line[: indent(line)].expandtabs(4) + line[indent(line) :] for line in block]
+                piece = "```\n" + textwrap.dedent("\n".join(block)) + "\n```"
             lead = len(raw) - 1
             if raw and raw[-1][1] == last_end and not raw[-1][2] and leads_in(passage.text[raw[-1][0] : raw[-1][1]]):
                 code[lead] = (b, piece)

@@ -427,6 +427,18 @@ def test_indented_code_is_quoted_fenced_after_the_sentence_that_introduces_it(em
     assert "the first step to repair one is to repair the index: [1]\n\n" + fenced in answer
 
 
+def test_indented_code_of_tabs_and_spaces_loses_its_indent_in_the_quote(embedder: Embedder) -> None:
+    text = "Run a subset of tests:\n\n\t$ cd tests\n\t$ ./run.sh blkid\n\n        for example:\n\n\t\t$ ./run.sh\tcal"
+    passage = whole(text, "howto-tests.txt", "Tests")
+
+    answer, _ = compose(embedder, "How do I run a subset of tests?", [passage])
+
+    fenced = (
+        "```\n$ cd tests\n$ ./run.sh blkid\n\n    for example:\n\n    $ ./run.sh\tcal\n```"  # a tab in a line stays
+    )
+    assert answer == "Run a subset of tests: [1]\n\n" + fenced
+
+
 def test_code_that_opens_its_section_is_quoted_under_its_heading_where_it_answers(embedder: Embedder) -> None:
     code = '```python\nif "messages" not in st.session_state:\n    st.session_state.messages = []\n```'
     opening = Passage("a", code, "chat.md", "Chat", "Basic chat structure", 0, len(code), 1.0, 0.6, opens_section=True)
