@@ -26,7 +26,7 @@ from .markup import (
     leads_in,
     literal_blocks,
     literal_lines,
-    numbered_heading,
+    numbered_headings,
     opens_code,
     setext_level,
     shows_nothing,
@@ -158,6 +158,12 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]], boo
 
     lines = doc.text[doc.body_start :].splitlines(keepends=True)
     literal = literal_blocks([line.rstrip("\r\n") for line in lines], plain)
+    # code is blanked out: a numbered line in it is no paragraph of the file's
+    numbered = (
+        numbered_headings(["" if i in literal else line.rstrip("\r\n") for i, line in enumerate(lines)])
+        if plain
+        else {}
+    )
     for i, line in enumerate(lines):
         start, offset = offset, offset + len(line)
         stripped = line.strip()
@@ -192,10 +198,12 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]], boo
         if plain and not (path or blocks or current) and stripped.casefold() == doc.title.casefold():
             continue  # a text file's first line naming it ("Troubleshooting"): its title, no text
         heading = HEADING.match(stripped)
+        if heading and plain and i > 0 and lines[i - 1].strip():
+            heading = None  # in a text file, "# edit something" amid commands is a comment, no heading
         setext = setext_level(lines, i, plain)
         # A text file's heading is a line in capitals ("CORE HOURS") or a numbered line standing
         # alone before prose ("2. Backup the repository"), a level below its title.
-        caps = (caps_heading(lines, i) or numbered_heading(lines, i)) if plain else ""
+        caps = (caps_heading(lines, i) or numbered.get(i, "")) if plain else ""
         if heading or setext or caps:
             flush_block()
             if blocks:

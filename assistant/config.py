@@ -32,9 +32,10 @@ DIST_NAME = "askdocs-cited"
 #: 22: a GitHub alert's "> [!NOTE]" is embedded as "Note:"; 23: a text file's numbered line
 #: standing alone before prose is a heading, and a first line naming its title is no text; 24: a
 #: MyST callout's fences ("```{note}") are no text, and its body is a passage apart; 25: a text
-#: file's heading may be underlined "~~~~", and code may follow a paragraph indented a little);
+#: file's heading may be underlined "~~~~", and code may follow a paragraph indented a little; 26:
+#: a text file's "# line" amid a paragraph is no heading);
 #: forces a full rebuild.
-CHUNKER_VERSION = "25"
+CHUNKER_VERSION = "26"
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 

@@ -71,21 +71,28 @@ def caps_heading(lines: Sequence[str], i: int) -> str:
     return line[0] + line[1:].lower()
 
 
-def numbered_heading(lines: Sequence[str], i: int) -> str:
-    """The name of a numbered plain-text heading on line ``i`` ("Backup the repository" for "2. Backup
-    the repository"), or "": a numbered line that is a paragraph of its own, does not end as a
-    sentence, and is followed by prose rather than by the next item, as text manuals number their
-    sections. A list whose items have blank lines between them is still a list: its next paragraph
-    is its next item. The number is left out, as a Markdown heading would write it (on the manual's
-    dev half, headings with their numbers cost an off-topic refusal, 0.533 -> 0.467; without, no
-    figure moved)."""
-    line = lines[i].strip()
-    if not _NUMBERED.match(line) or lines[i][:1] in " \t" or line[-1] in ".:;,!?":
-        return ""
-    if (i > 0 and lines[i - 1].strip()) or (i + 1 < len(lines) and lines[i + 1].strip()):
-        return ""
-    after = next((later for later in lines[i + 1 :] if later.strip()), "")
-    return LIST_ITEM.sub("", line) if after[:1].strip() and not LIST_ITEM.match(after) else ""
+def numbered_headings(lines: Sequence[str]) -> dict[int, str]:
+    """A text file's numbered headings: line -> name ("Backup the repository" for "2. Backup the
+    repository"). Each is a numbered line at the margin that is a paragraph of its own, does not
+    end as a sentence, and is followed by prose rather than by the next item, as text manuals
+    number their sections; and every numbered paragraph of the file followed by prose is one, so
+    steps followed by their commands ("4. When done push your branch." then "git push …") stay
+    steps, even the one that ends without a full stop ("6. Push a backup of your branch, then"). The number is left out, as a Markdown heading would write it (on
+    the manual's dev half, headings with their numbers cost an off-topic refusal, 0.533 -> 0.467;
+    without, no figure moved)."""
+    found: dict[int, str] = {}
+    for i, text in enumerate(lines):
+        line = text.strip()
+        if not _NUMBERED.match(text) or (i > 0 and lines[i - 1].strip()):
+            continue  # indented, or not a paragraph's first line: no numbered paragraph of the file
+        after = next((later for later in lines[i + 1 :] if later.strip()), "")
+        if not after or LIST_ITEM.match(after):
+            continue  # an item of a list, before the next item or at the end
+        alone = i + 1 >= len(lines) or not lines[i + 1].strip()
+        if not alone or line[-1] in ".:;,!?" or not after[:1].strip():
+            return {}  # a step followed by its commands or notes: the numbers count steps
+        found[i] = LIST_ITEM.sub("", line)
+    return found
 
 
 def setext_level(lines: Sequence[str], i: int, plain: bool = False) -> int:

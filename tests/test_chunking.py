@@ -6,7 +6,7 @@ from pathlib import Path
 
 from assistant.chunking import MAX_CHUNK_CHARS, chunk_document, sentence_spans, sentence_texts
 from assistant.corpus import load_corpus
-from assistant.markup import LiteralBlock, headings, literal_blocks, table_cells, tables
+from assistant.markup import LiteralBlock, headings, literal_blocks, numbered_headings, table_cells, tables
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,6 +160,35 @@ def test_a_text_files_title_line_and_numbered_sections(tmp_path: Path) -> None:
     assert sections[
         "Copy the index folder.\n\nBefore you start:\n\n1. Stop the backups\n\n2. Unmount the repository"
     ] == ("Backup the repository")
+
+
+def test_numbered_lines_are_headings_only_where_every_numbered_paragraph_is_one() -> None:
+    steps = ["1. Find out what is damaged", "", "Check it.", "", "2. Backup the repository", "", "Copy it."]
+    howto = [
+        "4. When done push your branch to your git server.",
+        "",
+        "git push yourgit textual",
+        "",
+        "6. Push a backup of your branch, then",
+        "",
+        "git checkout master",
+    ]
+    loose = ["Before you start:", "", "1. Stop the backups", "", "2. Unmount the repository"]
+
+    assert numbered_headings(steps) == {0: "Find out what is damaged", 4: "Backup the repository"}
+    assert numbered_headings(steps + ["", *loose]) == {0: "Find out what is damaged", 4: "Backup the repository"}
+    assert numbered_headings(howto) == {}  # steps and their commands, one step without its full stop
+    assert numbered_headings(["    1. In code", "", "prose"]) == {}
+
+
+def test_a_hash_line_amid_a_text_files_paragraph_is_a_comment(tmp_path: Path) -> None:
+    body = "# Howto\n\n## Setup\n\nRebase often:\ngit checkout textual\n## edit something\ngit rebase master\n"
+    (tmp_path / "howto.txt").write_text(body, encoding="utf-8")
+    (tmp_path / "howto.md").write_text(body, encoding="utf-8")
+    text_doc, markdown_doc = sorted(load_corpus(tmp_path).documents, key=lambda d: d.source, reverse=True)
+
+    assert [c.section for c in chunk_document(text_doc)] == ["Setup"]  # a heading opens its paragraph
+    assert [c.section for c in chunk_document(markdown_doc)] == ["Setup", "edit something"]  # CommonMark
 
 
 def test_a_text_files_tilde_underlined_heading_and_code_after_slightly_indented_prose(tmp_path: Path) -> None:
