@@ -158,12 +158,7 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]], boo
 
     lines = doc.text[doc.body_start :].splitlines(keepends=True)
     literal = literal_blocks([line.rstrip("\r\n") for line in lines], plain)
-    # code is blanked out: a numbered line in it is no paragraph of the file's
-    numbered = (
-        numbered_headings(["" if i in literal else line.rstrip("\r\n") for i, line in enumerate(lines)])
-        if plain
-        else {}
-    )
+    numbered = numbered_headings([line.rstrip("\r\n") for line in lines], literal) if plain else {}
     for i, line in enumerate(lines):
         start, offset = offset, offset + len(line)
         stripped = line.strip()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
 from types import MappingProxyType
@@ -71,25 +71,26 @@ def caps_heading(lines: Sequence[str], i: int) -> str:
     return line[0] + line[1:].lower()
 
 
-def numbered_headings(lines: Sequence[str]) -> dict[int, str]:
+def numbered_headings(lines: Sequence[str], code: Container[int] = ()) -> dict[int, str]:
     """A text file's numbered headings: line -> name ("Backup the repository" for "2. Backup the
-    repository"). Each is a numbered line at the margin that is a paragraph of its own, does not
-    end as a sentence, and is followed by prose rather than by the next item, as text manuals
-    number their sections; and every numbered paragraph of the file followed by prose is one, so
-    steps followed by their commands ("4. When done push your branch." then "git push …") stay
-    steps, even the one that ends without a full stop ("6. Push a backup of your branch, then"). The number is left out, as a Markdown heading would write it (on
-    the manual's dev half, headings with their numbers cost an off-topic refusal, 0.533 -> 0.467;
-    without, no figure moved)."""
+    repository"). Each is a numbered line at the margin, outside ``code`` (line indexes), that is a
+    paragraph of its own, does not end as a sentence, and is followed by prose rather than by the
+    next item, as text manuals number their sections. And every numbered paragraph of the file
+    that prose or code follows is one: where one is not, the numbers count steps ("4. When done
+    push your branch." then "git push …"), and even a step that ends without a full stop ("6. Push
+    a backup of your branch, then") stays one. The number is left out, as a Markdown heading would
+    write it (on the manual's dev half, headings with their numbers cost an off-topic refusal,
+    0.533 -> 0.467; without, no figure moved)."""
     found: dict[int, str] = {}
     for i, text in enumerate(lines):
         line = text.strip()
-        if not _NUMBERED.match(text) or (i > 0 and lines[i - 1].strip()):
-            continue  # indented, or not a paragraph's first line: no numbered paragraph of the file
-        after = next((later for later in lines[i + 1 :] if later.strip()), "")
-        if not after or LIST_ITEM.match(after):
+        if i in code or not _NUMBERED.match(text) or (i > 0 and lines[i - 1].strip()):
+            continue  # indented, in code or inside a paragraph: no numbered paragraph of the file
+        j = next((j for j in range(i + 1, len(lines)) if lines[j].strip()), None)
+        if j is None or (j not in code and LIST_ITEM.match(lines[j])):
             continue  # an item of a list, before the next item or at the end
-        alone = i + 1 >= len(lines) or not lines[i + 1].strip()
-        if not alone or line[-1] in ".:;,!?" or not after[:1].strip():
+        alone = not lines[i + 1].strip()
+        if not alone or line[-1] in ".:;,!?" or j in code or not lines[j][:1].strip():
             return {}  # a step followed by its commands or notes: the numbers count steps
         found[i] = LIST_ITEM.sub("", line)
     return found

@@ -178,7 +178,9 @@ def test_numbered_lines_are_headings_only_where_every_numbered_paragraph_is_one(
     assert numbered_headings(steps) == {0: "Find out what is damaged", 4: "Backup the repository"}
     assert numbered_headings(steps + ["", *loose]) == {0: "Find out what is damaged", 4: "Backup the repository"}
     assert numbered_headings(howto) == {}  # steps and their commands, one step without its full stop
-    assert numbered_headings(["    1. In code", "", "prose"]) == {}
+    assert numbered_headings(["    1. Indented", "", "prose"]) == {}
+    command = ["1. Run the check", "", "```", "1. no heading in code", "```", "", "Then read its output."]
+    assert numbered_headings(command, literal_blocks(command)) == {}  # a step and its command
 
 
 def test_a_hash_line_amid_a_text_files_paragraph_is_a_comment(tmp_path: Path) -> None:
