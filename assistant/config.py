@@ -33,9 +33,10 @@ DIST_NAME = "askdocs-cited"
 #: standing alone before prose is a heading, and a first line naming its title is no text; 24: a
 #: MyST callout's fences ("```{note}") are no text, and its body is a passage apart; 25: a text
 #: file's heading may be underlined "~~~~", and code may follow a paragraph indented a little; 26:
-#: a text file's "# line" amid a paragraph is no heading);
+#: a text file's "# line" amid a paragraph is no heading; 27: a name in code in capitals is not
+#: sentence-cased, "TS_COMMAND");
 #: forces a full rebuild.
-CHUNKER_VERSION = "26"
+CHUNKER_VERSION = "27"
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 

@@ -57,7 +57,8 @@ def indent(text: str) -> int:
 def caps_heading(lines: Sequence[str], i: int) -> str:
     """The name of a plain-text heading on line ``i``, or "": a line in capitals that is a paragraph
     of its own and does not end as a sentence ("CORE HOURS"), as text files mark their sections.
-    The name is given in sentence case ("Core hours"), as Markdown headings are written."""
+    The name is given in sentence case ("Core hours"), as Markdown headings are written; a name in
+    code ("TS_COMMAND", an environment variable) is given as written."""
     line = lines[i].strip()
     if not line or lines[i][:1] in " \t" or (i > 0 and lines[i - 1].strip()):
         return ""
@@ -68,7 +69,7 @@ def caps_heading(lines: Sequence[str], i: int) -> str:
         return ""
     if LIST_ITEM.match(line) or line.startswith(("|", "#", ">")) or FENCE.match(line) or line[-1] in ".:;,!?":
         return ""
-    return line[0] + line[1:].lower()
+    return line if "_" in line else line[0] + line[1:].lower()
 
 
 def numbered_headings(lines: Sequence[str], code: Container[int] = ()) -> dict[int, str]:

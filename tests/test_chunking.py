@@ -127,6 +127,7 @@ def test_a_text_files_lines_in_capitals_are_its_headings(tmp_path: Path) -> None
     body = (
         "ACME LTD. - REMOTE WORK\n\nWho may work remotely.\n\nCORE HOURS\n\nCore hours are 10:00 to 15:00.\n\n"
         "HOME-OFFICE STIPEND\n\nYou get GBP 400 once.\n\nNOTE: CLAIM IT IN CLAIMPOINT.\n\nClaim within 3 months.\n"
+        "\nTS_SKIP_SLOW\n\nSet it to 1 to skip the slow tests.\n"
     )
     (tmp_path / "remote.txt").write_text(body, encoding="utf-8")
     (tmp_path / "remote.md").write_text(body, encoding="utf-8")
@@ -135,6 +136,7 @@ def test_a_text_files_lines_in_capitals_are_its_headings(tmp_path: Path) -> None
     sections = {c.text: c.section for c in chunk_document(text_doc)}
 
     assert sections["Core hours are 10:00 to 15:00."] == "Core hours"  # in sentence case, as Markdown's
+    assert sections["Set it to 1 to skip the slow tests."] == "TS_SKIP_SLOW"  # a name in code, as written
     assert sections["Who may work remotely."] == "Acme ltd. - remote work"
     # a line in capitals that ends as a sentence is shouting, not a heading
     stipend = "You get GBP 400 once.\n\nNOTE: CLAIM IT IN CLAIMPOINT.\n\nClaim within 3 months."
