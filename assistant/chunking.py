@@ -157,8 +157,9 @@ def _sections(doc: SourceDocument) -> Iterator[tuple[str, list[list[_Span]], boo
             current = []
 
     lines = doc.text[doc.body_start :].splitlines(keepends=True)
-    literal = literal_blocks([line.rstrip("\r\n") for line in lines], plain)
-    numbered = numbered_headings([line.rstrip("\r\n") for line in lines], literal) if plain else {}
+    bare = [line.rstrip("\r\n") for line in lines]
+    literal = literal_blocks(bare, plain)
+    numbered = numbered_headings(bare, literal) if plain else {}
     for i, line in enumerate(lines):
         start, offset = offset, offset + len(line)
         stripped = line.strip()

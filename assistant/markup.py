@@ -242,10 +242,9 @@ def literal_blocks(lines: Sequence[str], plain: bool = False) -> dict[int, Liter
     closings: set[int] = set()  # the closing fences of text directives opened above
     i = 0
     while i < len(lines):
-        directive = None if i in indented else _prose_directive(lines, i)
         if i in closings:
             block = LiteralBlock(i, i, "directive")
-        elif directive is not None:
+        elif i not in indented and (directive := _prose_directive(lines, i)) is not None:
             block = LiteralBlock(i, directive[0], "directive")
             if directive[1] is not None:
                 closings.add(directive[1])

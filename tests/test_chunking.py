@@ -5,10 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from assistant.chunking import MAX_CHUNK_CHARS, chunk_document, sentence_spans, sentence_texts
-from assistant.corpus import load_corpus
+from assistant.corpus import SourceDocument, load_corpus
 from assistant.markup import LiteralBlock, headings, literal_blocks, numbered_headings, table_cells, tables
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _document(folder: Path, name: str, text: str) -> SourceDocument:
+    """``text`` written to ``folder/name`` and read back as the corpus's one document."""
+    (folder / name).write_text(text, encoding="utf-8")
+    (doc,) = load_corpus(folder).documents
+    return doc
+
+
+def _as_text_and_markdown(folder: Path, stem: str, text: str) -> tuple[SourceDocument, SourceDocument]:
+    """The same ``text`` read as a text file (``stem.txt``) and as Markdown (``stem.md``)."""
+    for suffix in (".txt", ".md"):
+        (folder / f"{stem}{suffix}").write_text(text, encoding="utf-8")
+    by_source = {doc.source: doc for doc in load_corpus(folder).documents}
+    return by_source[f"{stem}.txt"], by_source[f"{stem}.md"]
 
 
 def _chunks():
@@ -91,8 +106,7 @@ def test_fenced_code_is_one_unit_and_never_a_heading(tmp_path: Path) -> None:
         "# Mounting\n\nUse this command to mount it:\n\n```console\n# mkdir /mnt/restic\n\n"
         "$ restic mount /mnt/restic\nNow serving. Use another terminal.\n```\n\nThat is all."
     )
-    (tmp_path / "mount.md").write_text(text, encoding="utf-8")
-    (doc,) = load_corpus(tmp_path).documents
+    doc = _document(tmp_path, "mount.md", text)
     (chunk,) = chunk_document(doc)  # "# mkdir" inside the code is no heading
     code = text[text.index("```") : text.rindex("```") + 3]
     assert [chunk.text[s:e] for s, e in sentence_spans(chunk.text)] == [
@@ -108,8 +122,7 @@ def test_indented_code_is_one_unit_and_a_list_items_indented_paragraph_is_not_co
         "    loading indexes...\n    # done. Saved.\n\nThis ensures that the index is correct.\n\n"
         "- Run a check first.\n\n    It reads every pack. Then it reports.\n"
     )
-    (tmp_path / "troubleshooting.txt").write_text(text, encoding="utf-8")
-    (doc,) = load_corpus(tmp_path).documents
+    doc = _document(tmp_path, "troubleshooting.txt", text)
 
     chunks = chunk_document(doc)
 
@@ -129,9 +142,7 @@ def test_a_text_files_lines_in_capitals_are_its_headings(tmp_path: Path) -> None
         "HOME-OFFICE STIPEND\n\nYou get GBP 400 once.\n\nNOTE: CLAIM IT IN CLAIMPOINT.\n\nClaim within 3 months.\n"
         "\nTS_SKIP_SLOW\n\nSet it to 1 to skip the slow tests.\n"
     )
-    (tmp_path / "remote.txt").write_text(body, encoding="utf-8")
-    (tmp_path / "remote.md").write_text(body, encoding="utf-8")
-    text_doc, markdown_doc = sorted(load_corpus(tmp_path).documents, key=lambda d: d.source, reverse=True)
+    text_doc, markdown_doc = _as_text_and_markdown(tmp_path, "remote", body)
 
     sections = {c.text: c.section for c in chunk_document(text_doc)}
 
@@ -150,8 +161,7 @@ def test_a_text_files_title_line_and_numbered_sections(tmp_path: Path) -> None:
         "Always check the repository first.\n\n\n2. Backup the repository\n\nCopy the index folder.\n\n"
         "Before you start:\n\n1. Stop the backups\n\n2. Unmount the repository\n"
     )
-    (tmp_path / "troubleshooting.txt").write_text(body, encoding="utf-8")
-    (doc,) = load_corpus(tmp_path).documents
+    doc = _document(tmp_path, "troubleshooting.txt", body)
 
     sections = {c.text: c.section for c in chunk_document(doc)}
 
@@ -187,9 +197,7 @@ def test_numbered_lines_are_headings_only_where_every_numbered_paragraph_is_one(
 
 def test_a_hash_line_amid_a_text_files_paragraph_is_a_comment(tmp_path: Path) -> None:
     body = "# Howto\n\n## Setup\n\nRebase often:\ngit checkout textual\n## edit something\ngit rebase master\n"
-    (tmp_path / "howto.txt").write_text(body, encoding="utf-8")
-    (tmp_path / "howto.md").write_text(body, encoding="utf-8")
-    text_doc, markdown_doc = sorted(load_corpus(tmp_path).documents, key=lambda d: d.source, reverse=True)
+    text_doc, markdown_doc = _as_text_and_markdown(tmp_path, "howto", body)
 
     assert [c.section for c in chunk_document(text_doc)] == ["Setup"]  # a heading opens its paragraph
     assert [c.section for c in chunk_document(markdown_doc)] == ["Setup", "edit something"]  # CommonMark
@@ -201,9 +209,7 @@ def test_a_text_files_tilde_underlined_heading_and_code_after_slightly_indented_
         " Include a test with each important bugfix.\n\n Run all tests:\n\n\t# cd tests\n\t# ./run.sh\n\n"
         " or run 'make clean' as root.\n\n- an item\n\n continues the item\n\n\tand so does this\n"
     )
-    (tmp_path / "howto-tests.txt").write_text(body, encoding="utf-8")
-    (tmp_path / "howto-tests.md").write_text(body, encoding="utf-8")
-    text_doc, markdown_doc = sorted(load_corpus(tmp_path).documents, key=lambda d: d.source, reverse=True)
+    text_doc, markdown_doc = _as_text_and_markdown(tmp_path, "howto-tests", body)
 
     chunks = chunk_document(text_doc)
 
@@ -281,8 +287,7 @@ def test_html_comments_and_link_definitions_are_neither_text_nor_headings(tmp_pa
         "# no heading\n-->\n\nThe `path.basename()` method returns the last portion of a path.\n\n"
         "[`path.sep`]: #pathsep\n[RFC 5952]: https://www.rfc-editor.org/rfc/rfc5952\n"
     )
-    (tmp_path / "path.md").write_text(text, encoding="utf-8")
-    (doc,) = load_corpus(tmp_path).documents
+    doc = _document(tmp_path, "path.md", text)
 
     chunks = chunk_document(doc)
 
@@ -301,8 +306,7 @@ def test_a_myst_callouts_fences_are_no_text_and_its_body_a_passage_apart(tmp_pat
         "```{code-block} python\nprint('a code directive stays code')\n```\n\n"
         ":::{note}\nA colon fence holds text too.\n:::\n"
     )
-    (tmp_path / "caching.md").write_text(text, encoding="utf-8")
-    (doc,) = load_corpus(tmp_path).documents
+    doc = _document(tmp_path, "caching.md", text)
 
     chunks = chunk_document(doc)
 
@@ -333,8 +337,7 @@ def test_a_myst_callout_never_closed_and_its_literal_blocks() -> None:
 def test_a_long_indented_code_block_is_never_cut(tmp_path: Path) -> None:
     code = "\n".join(f"    $ restic backup /data/{i:03d} --tag nightly" for i in range(40))
     text = f"Backups\n\nRun these, one per folder:\n\n{code}\n\nThen check the repository. It takes a while.\n"
-    (tmp_path / "backups.txt").write_text(text, encoding="utf-8")
-    (doc,) = load_corpus(tmp_path).documents
+    doc = _document(tmp_path, "backups.txt", text)
 
     chunks = chunk_document(doc)
 
@@ -345,8 +348,7 @@ def test_a_long_indented_code_block_is_never_cut(tmp_path: Path) -> None:
 def test_a_long_code_block_is_one_passage_and_the_prose_after_it_stays_prose(tmp_path: Path) -> None:
     code = "```\n" + "\n".join(f"$ restic backup /data/{i:03d} --tag nightly" for i in range(40)) + "\n```"
     text = f"# Backups\n\nRun these, one per folder:\n\n{code}\n\nThen check the repository. It takes a while."
-    (tmp_path / "backups.md").write_text(text, encoding="utf-8")
-    (doc,) = load_corpus(tmp_path).documents
+    doc = _document(tmp_path, "backups.md", text)
 
     chunks = chunk_document(doc)
 
@@ -360,8 +362,7 @@ def test_a_long_code_block_is_one_passage_and_the_prose_after_it_stays_prose(tmp
 def test_a_list_item_too_long_for_a_passage_is_cut_between_its_sentences(tmp_path: Path) -> None:
     sentences = [f"Clause {i} of the licence asks you to keep the notice of every file you copy." for i in range(12)]
     item = "* **Third-party code:** " + " ".join(sentences)
-    (tmp_path / "legal.md").write_text(f"# Legal\n\n{item}\n\n* A short item.\n", encoding="utf-8")
-    (doc,) = load_corpus(tmp_path).documents
+    doc = _document(tmp_path, "legal.md", f"# Legal\n\n{item}\n\n* A short item.\n")
 
     chunks = chunk_document(doc)
 
@@ -378,8 +379,7 @@ def test_setext_headings_are_headings(tmp_path: Path) -> None:
         "Restoring\n=========\n\nUse restore.\n\nFrom a snapshot\n---------------\n\nPick one.\n\n"
         "A paragraph that ends\nwith a rule below\n\n---\n\nMore."
     )
-    (tmp_path / "restore.md").write_text(text, encoding="utf-8")
-    (doc,) = load_corpus(tmp_path).documents
+    doc = _document(tmp_path, "restore.md", text)
 
     assert doc.title == "Restoring"
     assert [(c.section, c.text) for c in chunk_document(doc)] == [
@@ -390,8 +390,7 @@ def test_setext_headings_are_headings(tmp_path: Path) -> None:
 
 def test_a_comment_in_code_is_no_title_and_no_section(tmp_path: Path) -> None:
     text = "```sh\n# install it first\npip install restic\n```\n\nUser guide\n==========\n\nRun it.\n"
-    (tmp_path / "guide.md").write_text(text, encoding="utf-8")
-    (doc,) = load_corpus(tmp_path).documents
+    doc = _document(tmp_path, "guide.md", text)
 
     assert doc.title == "User guide"
     assert [c.section for c in chunk_document(doc)] == ["", ""]
@@ -401,8 +400,7 @@ def test_a_list_stays_with_its_lead_in_line_even_in_bold(tmp_path: Path) -> None
     para = " ".join(f"Sentence {i} says how the pages of an app are laid out in the navigation." for i in range(3))
     items = "\n".join(f"- Group the pages under heading {i} so people find them quickly" for i in range(12))
     text = f"# Navigation\n\n## Layout\n\n{para}\n\n**Many pages → Sidebar:**\n{items}\n"
-    (tmp_path / "nav.md").write_text(text, encoding="utf-8")
-    (doc,) = load_corpus(tmp_path).documents
+    doc = _document(tmp_path, "nav.md", text)
 
     chunks = [c.text for c in chunk_document(doc)]
 
@@ -418,8 +416,7 @@ def test_a_lead_in_line_goes_with_the_code_or_list_it_introduces(tmp_path: Path)
         f"# Chat\n\n## Streaming\n\n{para} With OpenAI, you can pass the stream directly:\n\n{code}\n\n"
         f"## Options\n\n{para}\n\nThese options apply:\n\n{items}\n"
     )
-    (tmp_path / "chat.md").write_text(text, encoding="utf-8")
-    (doc,) = load_corpus(tmp_path).documents
+    doc = _document(tmp_path, "chat.md", text)
 
     chunks = chunk_document(doc)
 
@@ -439,8 +436,7 @@ def test_a_chunk_knows_whether_it_starts_right_under_its_heading(tmp_path: Path)
     text = (
         f"# Chat\n\nWhat this page covers.\n\n## Basic chat structure\n\n{code}\n\n{para}\n\n## Streaming\n\n{para}\n"
     )
-    (tmp_path / "chat.md").write_text(text, encoding="utf-8")
-    (doc,) = load_corpus(tmp_path).documents
+    doc = _document(tmp_path, "chat.md", text)
 
     chunks = chunk_document(doc)
 
@@ -505,8 +501,7 @@ def test_chunks_cut_from_a_long_table_keep_its_header(tmp_path: Path) -> None:
     rows = "".join(
         f"| `--option-{i}` | What option {i} changes, in a sentence long enough to count. |\n" for i in range(15)
     )
-    (tmp_path / "options.md").write_text(f"# Options\n\n| Option | Description |\n|---|---|\n{rows}", encoding="utf-8")
-    (doc,) = load_corpus(tmp_path).documents
+    doc = _document(tmp_path, "options.md", f"# Options\n\n| Option | Description |\n|---|---|\n{rows}")
 
     chunks = chunk_document(doc)
 
@@ -520,8 +515,7 @@ def test_chunks_cut_from_a_long_table_keep_its_header(tmp_path: Path) -> None:
 
 def test_a_chunk_that_starts_at_a_tables_first_row_keeps_its_header(tmp_path: Path) -> None:
     long_row = "| `--first` | " + "A description long enough to fill a chunk of its own. " * 11 + "|\n"
-    (tmp_path / "o.md").write_text(f"# Options\n\n| Option | Description |\n|---|---|\n{long_row}", encoding="utf-8")
-    (doc,) = load_corpus(tmp_path).documents
+    doc = _document(tmp_path, "o.md", f"# Options\n\n| Option | Description |\n|---|---|\n{long_row}")
 
     header, first = chunk_document(doc)
 
