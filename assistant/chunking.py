@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from .corpus import SourceDocument
+from .corpus import SourceDocument, as_markdown
 from .markup import (
     HEADING,
     LIST_ITEM,
@@ -108,6 +108,7 @@ class _Span:
 
 def chunk_document(doc: SourceDocument) -> list[Chunk]:
     """Split one document into chunks, in document order."""
+    doc = as_markdown(doc)
     chunks: list[Chunk] = []
     seen: dict[str, int] = {}
     in_tables = tables(doc.text)

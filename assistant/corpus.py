@@ -9,16 +9,20 @@ import logging
 import os
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import CorpusError, CorpusFileError, CorpusFileUnreadableError, printable_path
 from .markup import first_heading
+from .rst import title as rst_title
+from .rst import to_markdown
 
 logger = logging.getLogger(__name__)
 
 #: File endings the corpus reads; anything else in the folder is ignored.
-SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt")
+SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".rst")
+#: Files read as reStructuredText: the chunker reads their Markdown rendering (`as_markdown`).
+RST_SUFFIXES = (".rst",)
 
 #: The front matter keys the engine uses; any other key is ignored, whatever its value.
 FRONT_MATTER_KEYS = ("title", "kind", "summary")
@@ -41,7 +45,8 @@ class SourceDocument:
     """One corpus file, read and decoded.
 
     ``text`` is the whole file, front matter included, so character offsets into it
-    are offsets into the file as a person sees it.
+    are offsets into the file as a person sees it. A reStructuredText file is read as the
+    Markdown it renders to (`as_markdown`), and its passages' offsets count characters of that.
     """
 
     source: str  # path relative to the corpus folder, with forward slashes
@@ -87,7 +92,7 @@ def load_corpus(root: Path, max_file_bytes: int = 5_000_000) -> Corpus:
     root = Path(root)
     if not root.is_dir():
         raise CorpusError(
-            f"Corpus folder {printable_path(root)} does not exist. Create it and add .md or .txt files, "
+            f"Corpus folder {printable_path(root)} does not exist. Create it and add .md, .txt or .rst files, "
             "or point ASSISTANT_CORPUS at the folder that holds them."
         )
     documents: list[SourceDocument] = []
@@ -154,7 +159,7 @@ def add_file(root: Path, name: str, data: bytes, max_file_bytes: int = 5_000_000
 
     Args:
         root: The corpus folder.
-        name: The file name (any folder part is dropped); it must end in .md, .markdown or .txt.
+        name: The file name (any folder part is dropped); it must end in .md, .markdown, .txt or .rst.
         data: The file's bytes.
         max_file_bytes: The largest file accepted.
 
@@ -253,7 +258,8 @@ def read_document(path: Path, root: Path, max_file_bytes: int = 5_000_000) -> So
     if not text[body_start:].strip():
         raise CorpusFileError(path, "has front matter but no content")
     source = path.relative_to(root).as_posix()
-    title = meta.get("title") or first_heading(text[body_start:]) or _title_from_name(path)
+    heading = rst_title if path.name.lower().endswith(RST_SUFFIXES) else first_heading
+    title = meta.get("title") or heading(text[body_start:]) or _title_from_name(path)
     return SourceDocument(
         source=source,
         path=path,
@@ -264,6 +270,15 @@ def read_document(path: Path, root: Path, max_file_bytes: int = 5_000_000) -> So
         body_start=body_start,
         sha256=hashlib.sha256(raw).hexdigest(),
     )
+
+
+def as_markdown(doc: SourceDocument) -> SourceDocument:
+    """``doc`` as the chunker reads it: a reStructuredText file as its Markdown rendering
+    (`rst.to_markdown`, front matter left out), any other file as it is. Rendered when chunked,
+    not when read: a corpus is read at every open, to tell whether the index is stale."""
+    if not doc.source.lower().endswith(RST_SUFFIXES):
+        return doc
+    return replace(doc, text=to_markdown(doc.text[doc.body_start :]), body_start=0)
 
 
 def _check_inside(path: Path, root: Path) -> None:

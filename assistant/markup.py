@@ -189,7 +189,7 @@ _DIRECTIVE = re.compile(r" {0,3}(`{3,}|~{3,}|:{3,})\{([\w-]+)\}")
 #: Directives whose body is Markdown that the page shows as text, in a callout, a box or a tab
 #: (MyST's admonitions, Sphinx's version notes and boxes, sphinx-design and sphinx-inline-tabs).
 #: Any other directive ("```{code-block} python", a project's own "```{pip-cli}") stays code.
-_PROSE_DIRECTIVES = frozenset(
+PROSE_DIRECTIVES = frozenset(
     "admonition attention caution danger error hint important note seealso tip warning "
     "versionadded versionchanged versionremoved deprecated topic sidebar epigraph highlights "
     "pull-quote compound container only dropdown tab tab-set tab-item card grid grid-item "
@@ -203,7 +203,7 @@ def _prose_directive(lines: Sequence[str], i: int) -> tuple[int, int | None] | N
     """For a directive with a Markdown body opening on line ``i``: the last line of its opening
     (the fence and its option lines) and its closing fence's line (None when never closed)."""
     opens = _DIRECTIVE.match(lines[i])
-    if opens is None or opens.group(2) not in _PROSE_DIRECTIVES:
+    if opens is None or opens.group(2) not in PROSE_DIRECTIVES:
         return None
     last = i
     while last + 1 < len(lines) and _DIRECTIVE_OPTION.match(lines[last + 1]):

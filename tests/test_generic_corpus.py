@@ -32,7 +32,7 @@ RANK_WEIGHT = ExtractiveComposer.rank_weight
 #: The generic engine: none of these may name the product corpus's subject in code.
 ENGINE_MODULES = [
     "answer.py", "chunking.py", "compose.py", "engine.py", "followup.py", "llm.py",
-    "profile.py", "refusal.py", "retrieval.py", "validation.py", "ingest.py", "store.py", "markup.py",
+    "profile.py", "refusal.py", "retrieval.py", "validation.py", "ingest.py", "store.py", "markup.py", "rst.py",
 ]  # fmt: skip
 PRODUCT_WORDS = re.compile(r"prompt engineering|prompting|fine[- ]?tun|lora\b|hyperparameter", re.IGNORECASE)
 
