@@ -56,6 +56,14 @@ EVERYDAY_ZIPF = 5.2
 #: 2.8, "buisness" 2.4, "promt" 1.2, "allowence" 0.0; the rarest real word there that the corpus
 #: lacks was "full-timers" (3.3).
 TYPO_ZIPF = 3.0
+#: A name in code this long or longer may hold one typo and still be the corpus's name
+#: (`_Names.writes`). One wrong, missing or extra character in a name of ten characters scores a
+#: `difflib` ratio of 0.90 to 0.95, two in one of that length at most 0.85, so `TYPO_RATIO` 0.9
+#: is "one typo", not a choice tuned on a set; below ten characters one typo is a larger share of
+#: the name, and two short names often differ by one character ("--keep-daily", "--keep-yearly"
+#: differ by more, but "st.tabs" and "st.tab" would not).
+TYPO_NAME_CHARS = 10
+TYPO_RATIO = 0.9
 
 
 def _stopwords() -> frozenset[str]:
@@ -493,7 +501,18 @@ class _Names:
             out += _FLAG.findall(text)
         if self.has_snake:
             out += _SNAKE.findall(text)
-        return tuple(n for n in dict.fromkeys(out) if _words_of(n) not in self.words)
+        return tuple(n for n in dict.fromkeys(out) if not self.writes(_words_of(n)))
+
+    def writes(self, words: str) -> bool:
+        """Whether the corpus writes the name of these words, allowing one typo in a long name
+        ("target_link_libaries" for "target_link_libraries"), as `CorpusProfile.known` allows one
+        in a long word: a ratio of `TYPO_RATIO` or more, and at most one character more or less."""
+        if words in self.words:
+            return True
+        if len(words) < TYPO_NAME_CHARS:
+            return False
+        near = (w for w in self.words if abs(len(w) - len(words)) <= 1 and w[:1] == words[:1])
+        return bool(difflib.get_close_matches(words, list(near), n=1, cutoff=TYPO_RATIO))
 
 
 def _words_of(name: str) -> str:

@@ -722,6 +722,18 @@ def test_names_in_code_the_corpus_never_writes_are_found_by_kind() -> None:
     assert profile.unknown_names("What is a rerun?") == ()
 
 
+def test_a_long_name_with_one_typo_is_the_corpus_name() -> None:
+    texts = ["Link it with target_link_libraries() and keep it in st.session_state, or set cmake_c_compiler."]
+    profile = CorpusProfile.from_passages([{"title": "Docs"}], {}, texts=lambda: texts)
+
+    for typo in ("target_link_libaries", "target_link_librarys", "tagret_link_libraries", "st.sesion_state"):
+        assert profile.unknown_names(f"what does {typo} do") == (), typo
+    # Two typos, or one in a short name, and it is another name.
+    assert profile.unknown_names("what does cmake_cxx_compiler do") == ("cmake_cxx_compiler",)
+    assert profile.unknown_names("and target_lnk_libaries?") == ("target_lnk_libaries",)
+    assert profile.unknown_names("and st.session?") == ("st.session",)
+
+
 def test_a_question_naming_nothing_in_code_leaves_the_corpus_unread() -> None:
     reads: list[int] = []
 
