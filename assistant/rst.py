@@ -27,6 +27,7 @@ as `markup`'s MyST names are, not knowledge of any corpus.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import re
 import threading
@@ -187,6 +188,7 @@ class _AnyOption(dict[str, Any]):
         return directives.unchanged
 
 
+@functools.cache
 def _directive_class() -> type:
     from docutils import nodes
     from docutils.parsers.rst import Directive, directives
@@ -202,7 +204,7 @@ def _directive_class() -> type:
         def run(self) -> list[Any]:
             name = self.name.rsplit(":", 1)[-1].lower()
             argument = " ".join(self.arguments[0].split()) if self.arguments else ""
-            if name in CODE_DIRECTIVES or self.name.lower() in CODE_DIRECTIVES:
+            if name in CODE_DIRECTIVES:
                 code = "\n".join(self.content)
                 block = nodes.literal_block(code, code)
                 block["language"] = argument.split()[0] if argument and name != "productionlist" else ""
@@ -216,7 +218,7 @@ def _directive_class() -> type:
                 note = VERSION_NOTES[name].format(version) + (f" {rest}" if rest else "")
                 return [nodes.paragraph("", note), *body.children]
             if not body.children:
-                return []  # ".. toctree::", ".. autofunction:: spam": nothing the page shows here
+                return []  # ".. autofunction:: spam": nothing the page shows here
             if argument and name in PROSE_DIRECTIVES and name not in CONDITION_DIRECTIVES:
                 return [nodes.paragraph("", "", nodes.strong(argument, argument)), *body.children]
             if argument and name not in CONDITION_DIRECTIVES:
