@@ -82,31 +82,41 @@ def main() -> int:
         cells = "  ".join(f"{p[i][1]:>31.3f} / {p[i][2]:.3f}" for p in curves.values())
         print(f"{margin:+.2f}  {cells}{mark}")
     (BLIND / "refusal_curve.json").write_text(json.dumps(curves, indent=1), encoding="utf-8")
+    plot(curves, shipped.margin)
+    return 0
+
+
+def plot(curves: dict[str, list[tuple[float, float, float]]], shipped: float) -> None:
+    """Draw ``curves`` (name -> (margin, in-scope refused, off-topic answered) points) to
+    refusal_curve.png: one colour per corpus, its dev half dashed, the ``shipped`` margin a dot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    corpora = list(dict.fromkeys(name.rsplit(" ", 1)[0] for name in curves))
+    colours = plt.get_cmap("tab10")
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for name, points in curves.items():
+        colour = colours(corpora.index(name.rsplit(" ", 1)[0]) % 10)
         ax.plot(
             [p[2] for p in points],
             [p[1] for p in points],
             marker=".",
             label=name,
+            color=colour,
             linestyle="--" if "dev" in name else "-",
         )
-        chosen = next(p for p in points if p[0] == shipped.margin)
-        ax.scatter([chosen[2]], [chosen[1]], s=60, zorder=3)
+        chosen = next(p for p in points if p[0] == shipped)
+        ax.scatter([chosen[2]], [chosen[1]], s=60, zorder=3, color=colour)
     ax.axvline(0.10, color="grey", linewidth=0.5)
     ax.axhline(0.03, color="grey", linewidth=0.5)
     ax.set_xlabel("off-topic questions answered")
     ax.set_ylabel("in-scope questions refused")
-    ax.set_title(f"Refusal trade-off as the margin moves (dot: shipped, {shipped.margin})")
-    ax.legend(fontsize=8)
+    ax.set_title(f"Refusal trade-off as the margin moves (dot: shipped, {shipped})")
+    ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     fig.savefig(BLIND / "refusal_curve.png", dpi=110)
-    return 0
 
 
 if __name__ == "__main__":
