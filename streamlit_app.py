@@ -805,7 +805,7 @@ def upload(bot: Assistant, settings: Settings) -> None:
     """Add the uploaded file to the corpus once, or say why not; nothing is written for a bad file."""
     limit_mb = math.ceil(settings.max_file_bytes / 2**20)
     file = st.file_uploader(
-        f"A .md, .txt or .rst file (UTF-8 text, up to {settings.max_file_bytes / 1e6:g} MB)",
+        f"A .md, .txt, .rst or .html file (UTF-8 text, up to {settings.max_file_bytes / 1e6:g} MB)",
         key="upload",
         max_upload_size=limit_mb,
         help="It is added to the corpus folder, then the rebuild makes it searchable. "

@@ -12,17 +12,21 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from . import htmldoc, rst
 from .errors import CorpusError, CorpusFileError, CorpusFileUnreadableError, printable_path
 from .markup import first_heading
-from .rst import title as rst_title
-from .rst import to_markdown
 
 logger = logging.getLogger(__name__)
 
 #: File endings the corpus reads; anything else in the folder is ignored.
-SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".rst")
-#: Files read as reStructuredText: the chunker reads their Markdown rendering (`as_markdown`).
-RST_SUFFIXES = (".rst",)
+SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".rst", ".html", ".htm")
+#: Files in another markup, by ending: how to find their title without rendering them, and their
+#: Markdown rendering, which is what the chunker reads (`as_markdown`).
+RENDERED = {
+    ".rst": (rst.title, rst.to_markdown),
+    ".html": (htmldoc.title, htmldoc.to_markdown),
+    ".htm": (htmldoc.title, htmldoc.to_markdown),
+}
 
 #: The front matter keys the engine uses; any other key is ignored, whatever its value.
 FRONT_MATTER_KEYS = ("title", "kind", "summary")
@@ -45,8 +49,8 @@ class SourceDocument:
     """One corpus file, read and decoded.
 
     ``text`` is the whole file, front matter included, so character offsets into it
-    are offsets into the file as a person sees it. A reStructuredText file is read as the
-    Markdown it renders to (`as_markdown`), and its passages' offsets count characters of that.
+    are offsets into the file as a person sees it. A reStructuredText or HTML file is read as
+    the Markdown it renders to (`as_markdown`), and its passages' offsets count characters of that.
     """
 
     source: str  # path relative to the corpus folder, with forward slashes
@@ -92,7 +96,7 @@ def load_corpus(root: Path, max_file_bytes: int = 5_000_000) -> Corpus:
     root = Path(root)
     if not root.is_dir():
         raise CorpusError(
-            f"Corpus folder {printable_path(root)} does not exist. Create it and add .md, .txt or .rst files, "
+            f"Corpus folder {printable_path(root)} does not exist. Create it and add .md, .txt, .rst or .html files, "
             "or point ASSISTANT_CORPUS at the folder that holds them."
         )
     documents: list[SourceDocument] = []
@@ -159,7 +163,7 @@ def add_file(root: Path, name: str, data: bytes, max_file_bytes: int = 5_000_000
 
     Args:
         root: The corpus folder.
-        name: The file name (any folder part is dropped); it must end in .md, .markdown, .txt or .rst.
+        name: The file name (any folder part is dropped); it must end in one of `SUPPORTED_SUFFIXES`.
         data: The file's bytes.
         max_file_bytes: The largest file accepted.
 
@@ -258,7 +262,7 @@ def read_document(path: Path, root: Path, max_file_bytes: int = 5_000_000) -> So
     if not text[body_start:].strip():
         raise CorpusFileError(path, "has front matter but no content")
     source = path.relative_to(root).as_posix()
-    heading = rst_title if path.name.lower().endswith(RST_SUFFIXES) else first_heading
+    heading = RENDERED[path.suffix.lower()][0] if path.suffix.lower() in RENDERED else first_heading
     title = meta.get("title") or heading(text[body_start:]) or _title_from_name(path)
     return SourceDocument(
         source=source,
@@ -273,12 +277,14 @@ def read_document(path: Path, root: Path, max_file_bytes: int = 5_000_000) -> So
 
 
 def as_markdown(doc: SourceDocument) -> SourceDocument:
-    """``doc`` as the chunker reads it: a reStructuredText file as its Markdown rendering
-    (`rst.to_markdown`, front matter left out), any other file as it is. Rendered when chunked,
-    not when read: a corpus is read at every open, to tell whether the index is stale."""
-    if not doc.source.lower().endswith(RST_SUFFIXES):
+    """``doc`` as the chunker reads it: a reStructuredText or HTML file as its Markdown rendering
+    (`rst.to_markdown`, `htmldoc.to_markdown`; front matter left out), any other file as it is.
+    Rendered when chunked, not when read: a corpus is read at every open, to tell whether the
+    index is stale."""
+    render = RENDERED.get(Path(doc.source).suffix.lower())
+    if render is None:
         return doc
-    return replace(doc, text=to_markdown(doc.text[doc.body_start :]), body_start=0)
+    return replace(doc, text=render[1](doc.text[doc.body_start :]), body_start=0)
 
 
 def _check_inside(path: Path, root: Path) -> None:

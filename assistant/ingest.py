@@ -255,7 +255,7 @@ class Indexer:
         try:
             corpus = corpus or self.load_corpus()
             if not corpus.documents:
-                raise CorpusError(f"No readable .md, .txt or .rst files in {corpus.root}")
+                raise CorpusError(f"No readable .md, .txt, .rst or .html files in {corpus.root}")
         except CorpusError as exc:
             if manifest is None:
                 raise
@@ -349,7 +349,7 @@ class Indexer:
         corpus = self.load_corpus()
         if not corpus.documents:
             raise CorpusError(
-                f"No readable .md, .txt or .rst files in {corpus.root}"
+                f"No readable .md, .txt, .rst or .html files in {corpus.root}"
                 + (f" ({len(corpus.problems)} could not be read)" if corpus.problems else "")
                 + ". Add some, or point ASSISTANT_CORPUS at your corpus folder."
             )

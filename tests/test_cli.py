@@ -53,7 +53,7 @@ def test_missing_corpus_is_a_clear_error(runner: CliRunner, tmp_path: Path) -> N
 
     assert result.exit_code == 1
     assert result.stderr == (
-        f"Error: Corpus folder {tmp_path / 'nowhere'} does not exist. Create it and add .md, .txt or .rst files, "
+        f"Error: Corpus folder {tmp_path / 'nowhere'} does not exist. Create it and add .md, .txt, .rst or .html files, "
         "or point ASSISTANT_CORPUS at the folder that holds them.\n"
     )
 

@@ -91,7 +91,7 @@ def test_add_file_accepts_markdown_and_refuses_bad_files_without_writing(tmp_pat
     doc = add_file(root, "notes.md", b"# Evaluation\n\nMeasure both approaches.\n", 1000)
     assert doc.source == "notes.md" and doc.title == "Evaluation"
     cases = {
-        "slides.pdf": (b"%PDF-1.7 ...", "only .md, .markdown, .txt, .rst files can be added"),
+        "slides.pdf": (b"%PDF-1.7 ...", "only .md, .markdown, .txt, .rst, .html, .htm files can be added"),
         "image.md": (
             b"\x89PNG\x00\x00",
             "looks like a binary file, not text; nothing was added, fix the file and upload it again",

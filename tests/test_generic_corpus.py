@@ -33,6 +33,7 @@ RANK_WEIGHT = ExtractiveComposer.rank_weight
 ENGINE_MODULES = [
     "answer.py", "chunking.py", "compose.py", "engine.py", "followup.py", "llm.py",
     "profile.py", "refusal.py", "retrieval.py", "validation.py", "ingest.py", "store.py", "markup.py", "rst.py",
+    "htmldoc.py",
 ]  # fmt: skip
 PRODUCT_WORDS = re.compile(r"prompt engineering|prompting|fine[- ]?tun|lora\b|hyperparameter", re.IGNORECASE)
 

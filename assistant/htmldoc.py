@@ -1,0 +1,292 @@
+"""HTML files (`.html`, `.htm`), read as the Markdown they render to.
+
+Documentation is often at hand only as HTML: pages a site generator built (Sphinx, MkDocs,
+DocBook, Javadoc), a wiki's export, a saved web page. The chunker and the composer read Markdown,
+so an HTML file is converted with markdownify (on BeautifulSoup) before it is cut into passages
+(`to_markdown`), as a `.rst` file is (`rst`); a passage's ``start`` and ``end`` count characters of
+the rendering, not of the file.
+
+Only what a reader reads as the page's text is kept:
+
+- when the page marks its content (one ``<main>`` or ``role="main"``, else one ``<article>``),
+  only that;
+- never what is no text of the page (scripts, styles, forms, embedded objects, hidden elements),
+  navigation (``<nav>``, ARIA navigation, search, banner and page-information landmarks), a page
+  footers, or a header that holds no heading;
+- never a block whose text is nothing but links (a table of contents, a list of sibling pages);
+- a link is its text, with its address only when that is a web address a reader can follow from
+  an answer (a page-relative one cannot be), and a permalink sign ("¶" after a heading) is
+  nothing; an image is nothing.
+
+Headings become "#" headings, ``<pre>`` fenced code in the language its classes name, lists and
+tables their Markdown forms, and a definition list a list of "**term**: definition" items, as
+`rst` writes one.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import re
+from typing import Any
+
+from .markup import fence_after
+
+#: Elements that are no text of the page.
+NOT_TEXT = (
+    "head script style noscript template iframe object embed svg canvas math "
+    "form button input select textarea dialog nav"
+).split()
+#: ARIA landmark roles of a page's frame rather than its content.
+FRAME_ROLES = frozenset({"navigation", "search", "banner", "contentinfo"})
+#: Class-name parts that name a code block's language (Sphinx "highlight-python", Prism and
+#: highlight.js "language-js", Google's "lang-sh").
+_LANGUAGE_CLASS = re.compile(r"^(?:language|lang|highlight)-([\w+#.-]+)$")
+#: Languages that say only "no particular one".
+_NO_LANGUAGE = frozenset({"default", "none", "text", "plain", "plaintext", "nohighlight"})
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+_WEB_ADDRESS = re.compile(r"^(?:https?://|mailto:)", re.IGNORECASE)
+#: A line that Markdown would read as a block's start rather than as text (see `rst`).
+_BLOCK_START = re.compile(r"(?:#|>|[-+*](?:\s|$)|\d+[.)](?:\s|$))")
+
+#: A "**term** : " that opens a definition list's item (`_definition_lists`).
+_TERM_SPACE = re.compile(r"^(\*\*.*?\*\*)\s*:[ \t]+")
+#: Elements a definition starts with that cannot run on after its term.
+#: Elements that are part of a block, never a block of links on their own.
+_NOT_LINK_BLOCKS = frozenset({"a", "li", "td", "th", "tr", "code", "pre", "span", "strong", "em", "b", "i"})
+_HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
+_BLOCKS = frozenset(["pre", "ul", "ol", "dl", "table", "div", "blockquote", "figure", "hr", *_HEADINGS])
+
+_H1 = re.compile(r"<h1\b[^>]*>(.*?)</h1\s*>", re.IGNORECASE | re.DOTALL)
+_TITLE = re.compile(r"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def title(text: str) -> str | None:
+    """The page's title, read without parsing it: its ``<title>``, as a browser's tab shows it
+    ("Path | Node.js v20.20.2 Documentation"), else its first ``<h1>``. A page's first ``<h1>`` is
+    often its site's name, or the first of several sections ("Abstract")."""
+    for pattern in (_TITLE, _H1):
+        for match in pattern.finditer(text):
+            words = " ".join(html.unescape(_TAG.sub(" ", match.group(1))).split())
+            words = _strip_signs(words)
+            if words:
+                return words
+    return None
+
+
+def to_markdown(text: str) -> str:
+    """The Markdown rendering of an HTML text (see the module's docstring).
+
+    Broken markup never stops the conversion: the parser reads what it can, as a browser does.
+    """
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(text, "html.parser")
+    root = _content(soup)
+    return _tidy(_converter_class()().convert_soup(root)).strip() + "\n"
+
+
+def _tidy(markdown: str) -> str:
+    """``markdown`` without the blank-looking lines and runs of blank lines that removed elements
+    leave behind, code blocks untouched."""
+    out: list[str] = []
+    fence = ""
+    for line in markdown.split("\n"):
+        inside = bool(fence)
+        fence = fence_after(line, fence)
+        if not inside and not fence and not line.strip():
+            if out and not out[-1]:
+                continue
+            line = ""
+        out.append(line)
+    return "\n".join(out)
+
+
+def _content(soup: Any) -> Any:
+    """The element that holds the page's text, with its frame and non-text elements removed."""
+    for element in soup.find_all(NOT_TEXT):
+        element.decompose()
+    for element in soup.find_all(_hidden):
+        if not element.decomposed:
+            element.decompose()
+    root = _only(soup.find_all(lambda e: e.name == "main" or e.get("role") == "main"))
+    root = root or _only(soup.find_all("article")) or soup.body or soup
+    for element in root.find_all(["header", "footer"]):
+        # A page's or an article's footer, and a header that names nothing: logos, links, bylines.
+        if not element.decomposed and (element.name == "footer" or element.find(_HEADINGS) is None):
+            element.decompose()
+    for element in root.find_all(True):
+        if not element.decomposed and _all_links(element):
+            element.decompose()
+    _definition_lists(soup, root)
+    for pre in root.find_all("pre"):
+        for code in pre.find_all("code", recursive=False)[1:]:  # one block in two forms (Node.js' mjs and cjs)
+            code.insert_before("\n\n")
+    return root
+
+
+def _hidden(element: Any) -> bool:
+    """Whether the page hides ``element`` from every reader, or it frames the page."""
+    return (
+        element.has_attr("hidden")
+        or element.get("aria-hidden") == "true"
+        or bool(_HIDDEN_STYLE.search(element.get("style") or ""))
+        or element.get("role") in FRAME_ROLES
+    )
+
+
+def _only(elements: list[Any]) -> Any:
+    """The one outermost element of ``elements``, or None when there are several or none."""
+    ids = {id(e) for e in elements}
+    outermost = [e for e in elements if not any(id(p) in ids for p in e.parents)]
+    return outermost[0] if len(outermost) == 1 else None
+
+
+def _all_links(element: Any) -> bool:
+    """Whether ``element`` is a block of two or more links and nothing else a reader reads: its
+    text outside the links has no letter or digit. Read in one pass that stops at the first word
+    outside a link, as most blocks have one."""
+    from bs4.element import NavigableString, PreformattedString
+
+    if element.name in _NOT_LINK_BLOCKS:
+        return False
+    links = 0
+    stack = list(reversed(element.contents))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, PreformattedString):
+            continue  # a comment: no reader reads it
+        if isinstance(node, NavigableString):
+            if any(c.isalnum() for c in node):
+                return False
+        elif node.name == "a":
+            links += bool(node.get_text(strip=True))
+        else:
+            stack.extend(reversed(node.contents))
+    return links >= 2
+
+
+def _definition_lists(soup: Any, root: Any) -> None:
+    """Each ``<dl>`` under ``root`` as a ``<ul>`` of "**term**: definition" items, innermost first."""
+    for dl in reversed(root.find_all("dl")):
+        ul = soup.new_tag("ul")
+        item = None
+        for child in _groups(dl):
+            if child.name == "dt":
+                if item is None or item.find("span", class_="_described"):
+                    item = soup.new_tag("li")
+                    ul.append(item)
+                    item.append(soup.new_tag("strong"))
+                strong = item.strong
+                if strong.contents:
+                    strong.append(", ")
+                strong.extend(list(child.contents))
+            elif child.name == "dd":
+                if item is None:
+                    item = soup.new_tag("li")
+                    ul.append(item)
+                marker = soup.new_tag("span", attrs={"class": "_described"})
+                item.append(marker)
+                body = list(child.contents)
+                first = next((c for c in body if getattr(c, "name", None) or str(c).strip()), None)
+                runs_on = first is not None and getattr(first, "name", None) not in _BLOCKS
+                if item.strong is not None and len(item.contents) == 2 and runs_on:
+                    # The term, then its first definition, as `rst` writes one: "**term**: definition".
+                    item.append(": ")
+                    if getattr(first, "name", None) == "p":
+                        first.unwrap()
+                    elif getattr(first, "name", None) is None:
+                        first.replace_with(str(first).lstrip())
+                    body = list(child.contents)
+                item.extend(body)
+        dl.replace_with(ul)
+
+
+def _groups(dl: Any) -> list[Any]:
+    """The ``<dt>`` and ``<dd>`` children of a ``<dl>``, through the ``<div>`` groups HTML allows."""
+    out = []
+    for child in dl.find_all(True, recursive=False):
+        if child.name == "div":
+            out.extend(child.find_all(["dt", "dd"], recursive=False))
+        elif child.name in ("dt", "dd"):
+            out.append(child)
+    return out
+
+
+def _strip_signs(text: str) -> str:
+    """``text`` without the permalink signs a heading ends with ("Installing¶")."""
+    return text.rstrip("¶§#🔗 \t")
+
+
+@functools.cache
+def _converter_class() -> type:
+    from markdownify import ATX, MarkdownConverter
+
+    class Converter(MarkdownConverter):
+        class Options(MarkdownConverter.DefaultOptions):
+            heading_style = ATX
+            bullets = "-"
+            escape_asterisks = False
+            escape_underscores = False
+            table_infer_header = True
+            wrap = True  # whitespace, line breaks of the file included, is one space, as a browser shows it
+            wrap_width = None  # and lines are never filled again
+
+        def convert_a(self, el: Any, text: str, parent_tags: set[str]) -> str:
+            href = el.get("href") or ""
+            if not any(c.isalnum() for c in text) and href.startswith("#"):
+                return ""  # a permalink sign
+            if not _WEB_ADDRESS.match(href) or "_noformat" in parent_tags or "_inline" in parent_tags:
+                return text
+            return super().convert_a(el, text, parent_tags)
+
+        def convert_img(self, el: Any, text: str, parent_tags: set[str]) -> str:
+            return ""
+
+        def convert_br(self, el: Any, text: str, parent_tags: set[str]) -> str:
+            return " " if "_inline" in parent_tags else "\n"
+
+        def convert_hN(self, n: int, el: Any, text: str, parent_tags: set[str]) -> str:
+            return super().convert_hN(n, el, _strip_signs(text), parent_tags)
+
+        def convert_p(self, el: Any, text: str, parent_tags: set[str]) -> str:
+            stripped = text.strip()
+            if _BLOCK_START.match(stripped) and "_inline" not in parent_tags:
+                text = text.replace(stripped, "\\" + stripped, 1)
+            return super().convert_p(el, text, parent_tags)
+
+        def convert_pre(self, el: Any, text: str, parent_tags: set[str]) -> str:
+            if "_inline" in parent_tags:  # code in a table cell or a heading: one line of code
+                return " " + super().convert_code(el, " ".join(text.split()), parent_tags - {"_noformat"}) + " "
+            code = text.strip("\n")
+            if not code.strip():
+                return ""
+            fence = "~~~~" if "```" in code else "```"  # a fence the code cannot end
+            return f"\n\n{fence}{_language(el)}\n{code}\n{fence}\n\n"
+
+        def convert_td(self, el: Any, text: str, parent_tags: set[str]) -> str:
+            return super().convert_td(el, text.replace("|", "\\|"), parent_tags)
+
+        def convert_th(self, el: Any, text: str, parent_tags: set[str]) -> str:
+            return super().convert_th(el, text.replace("|", "\\|"), parent_tags)
+
+        def convert_li(self, el: Any, text: str, parent_tags: set[str]) -> str:
+            # "**term** : definition": the space is the term's own trailing space, moved out of the bold
+            return super().convert_li(el, _TERM_SPACE.sub(r"\1: ", text.strip(), count=1), parent_tags)
+
+        def convert_span(self, el: Any, text: str, parent_tags: set[str]) -> str:
+            return text
+
+    return Converter
+
+
+def _language(el: Any) -> str:
+    """The language a ``<pre>``'s classes (or its parent's, or its ``<code>``'s) name."""
+    code = el.find("code")
+    for element in (el, el.parent, code):
+        for cls in (element.get("class") or []) if element is not None else []:
+            match = _LANGUAGE_CLASS.match(cls)
+            if match and match.group(1).lower() not in _NO_LANGUAGE:
+                return match.group(1)
+    return ""

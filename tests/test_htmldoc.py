@@ -1,0 +1,140 @@
+"""HTML files: read as the Markdown they render to, the page's content only."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from assistant import Assistant, Settings
+from assistant.chunking import chunk_document
+from assistant.corpus import as_markdown, load_corpus
+from assistant.embeddings import Embedder
+from assistant.htmldoc import title, to_markdown
+
+HTML_DOCS = Path(__file__).resolve().parent / "fixtures" / "html_docs"
+
+
+@pytest.fixture(scope="module")
+def sync() -> str:
+    return to_markdown((HTML_DOCS / "sync.html").read_text(encoding="utf-8"))
+
+
+def test_only_the_pages_content_is_read(sync: str) -> None:
+    assert sync.startswith("# Syncing folders\n\nThe `driftsync run` command copies")
+    # The page's header (logo, search form), sidebar, footer, script, style and hidden paragraphs.
+    for frame in ("logo", "Search the docs", "Sidebar contents", "Installing driftsync", "authors", "dataLayer"):
+        assert frame not in sync
+    for hidden in ("font-family", "draft note", "page hides"):
+        assert hidden not in sync
+
+
+def test_headings_lose_their_permalink_and_a_table_of_contents_goes(sync: str) -> None:
+    assert [line for line in sync.splitlines() if line.startswith("#")] == [
+        "# Syncing folders",
+        "## One-way sync",
+        "## Conflicts",
+        "## Options",
+    ]
+    assert "¶" not in sync
+    assert "- One-way sync" not in sync  # the table of contents: a list of nothing but links
+
+
+def test_a_line_break_in_the_file_is_a_space_and_br_a_line_break(sync: str) -> None:
+    assert "copies every changed file from the source folder to the target folder." in sync
+    assert "renames the other to *name.conflict*.\nNothing is ever deleted." in sync
+
+
+def test_links_keep_a_web_address_only(sync: str) -> None:
+    assert "It reads the paths section of the configuration" in sync  # config.html#paths: no use in an answer
+    assert "see the [changelog](https://example.org/driftsync/changelog) for" in sync
+    assert "[help@example.org](mailto:help@example.org)" in sync
+
+
+def test_code_is_fenced_in_the_language_its_classes_name(sync: str) -> None:
+    assert "```console\n$ driftsync run --one-way ~/photos /mnt/backup/photos\n```" in sync
+    assert '```python\nfrom driftsync import Job\n\njob = Job("~/photos", "/mnt/backup/photos")\n' in sync
+
+
+def test_code_holding_a_fence_gets_another() -> None:
+    rendered = to_markdown("<p>Markdown code:</p><pre>```python\nx = 1\n```</pre>")
+    assert rendered == "Markdown code:\n\n~~~~\n```python\nx = 1\n```\n~~~~\n"
+
+
+def test_definition_lists_and_tables_keep_their_shape(sync: str) -> None:
+    assert (
+        "- **`--dry-run`**: Prints what would be copied and copies nothing.\n"
+        "- **`--bandwidth`**: Caps the transfer rate, in kilobytes per second."
+    ) in sync
+    assert "| Exit code | Meaning |\n| --- | --- |\n| 0 | Everything was copied. |" in sync
+    assert "(see `driftsync log \\| less`)" in sync  # a cell's "|" does not split it
+
+
+def test_a_definition_that_opens_with_code_stands_under_its_term() -> None:
+    rendered = to_markdown("<dl><dt>Install</dt><dd><pre>pip install x</pre><p>Then run it.</p></dd></dl>")
+    assert rendered.startswith("- **Install**\n\n  ```\n  pip install x\n  ```")
+    assert "Then run it." in rendered
+
+
+def test_a_page_without_marked_content_loses_its_header_and_footer() -> None:
+    page = (
+        "<html><body><header><a href='/'>Home</a> <a href='/blog'>Blog</a> Acme</header>"
+        "<h1>Returns</h1><p>Items can be returned within 30 days.</p>"
+        "<footer>Imprint and privacy</footer></body></html>"
+    )
+    assert to_markdown(page) == "# Returns\n\nItems can be returned within 30 days.\n"
+
+
+def test_a_header_holding_the_pages_heading_stays() -> None:
+    page = "<body><header><h1>Returns</h1></header><p>Items can be returned within 30 days.</p></body>"
+    assert to_markdown(page) == "# Returns\n\nItems can be returned within 30 days.\n"
+
+
+def test_a_paragraph_with_links_and_words_stays() -> None:
+    page = "<main><p><a href='a.html'>Install</a> first, then <a href='b.html'>configure</a>.</p></main>"
+    assert to_markdown(page) == "Install first, then configure.\n"
+
+
+def test_text_that_reads_as_markdown_stays_text() -> None:
+    assert to_markdown("<p># of retries is 3</p><p>1. is not a list here</p>") == (
+        "\\# of retries is 3\n\n\\1. is not a list here\n"
+    )
+
+
+def test_broken_markup_loses_only_itself() -> None:
+    rendered = to_markdown("<h1>Title<p>An <b>unclosed bold <i>and italic</p><div><p>Last words.")
+    assert rendered.startswith("# Title")
+    assert "Last words." in rendered
+
+
+def test_title_is_the_title_element_else_the_first_h1_read_without_parsing() -> None:
+    page = (HTML_DOCS / "sync.html").read_text(encoding="utf-8")
+    assert title(page) == "Syncing folders — driftsync 2.4 documentation"
+    assert title("<body><h1 class='x'>The <code>x</code> tool<a href='#t'>¶</a></h1></body>") == "The x tool"
+    assert title("<p>No title here.</p>") is None
+
+
+def test_a_corpus_reads_html_files_and_its_passages_index_the_rendering(tmp_path: Path) -> None:
+    corpus = tmp_path / "docs"
+    shutil.copytree(HTML_DOCS, corpus)
+    (corpus / "notes.htm").write_text("<title>Notes</title><p>Short notes.</p>", encoding="utf-8")
+    notes, sync_doc = load_corpus(corpus).documents
+    assert (sync_doc.source, sync_doc.title) == ("sync.html", "Syncing folders — driftsync 2.4 documentation")
+    assert (notes.source, notes.title) == ("notes.htm", "Notes")
+    rendered = as_markdown(sync_doc)
+    chunks = chunk_document(sync_doc)
+    assert chunks and all(rendered.text[c.start : c.end] == c.text for c in chunks)
+    by_section = {c.section: c.text for c in chunks if c.opens_section}
+    assert by_section["Syncing folders > Conflicts"].startswith("When both copies of a file changed")
+
+
+def test_an_html_corpus_answers_with_citations(tmp_path: Path, embedder: Embedder) -> None:
+    corpus = tmp_path / "docs"
+    shutil.copytree(HTML_DOCS, corpus)
+    bot = Assistant.open(Settings(corpus_dir=corpus, index_dir=tmp_path / "index"), embedder=embedder)
+    answer = bot.ask("What happens when a file changed on both sides?")
+    assert answer.answerable
+    assert "keeps the newer one and renames the other" in answer.text
+    assert answer.citations[0].source == "sync.html"
+    assert answer.citations[0].section == "Syncing folders > Conflicts"  # the page's h1 is no title
