@@ -20,7 +20,7 @@ Only what a reader reads as the page's text is kept:
 
 Headings become "#" headings, ``<pre>`` fenced code in the language its classes name, lists and
 tables their Markdown forms, and a definition list a list of "**term**: definition" items, as
-`rst` writes one.
+`rst` writes one; so is a table without a header whose every row is a name and its text.
 """
 
 from __future__ import annotations
@@ -88,17 +88,17 @@ def to_markdown(text: str) -> str:
 
 
 def _tidy(markdown: str) -> str:
-    """``markdown`` without the blank-looking lines and runs of blank lines that removed elements
-    leave behind, code blocks untouched."""
+    """``markdown`` without the trailing spaces and runs of blank lines that removed elements leave
+    behind, code blocks untouched."""
     out: list[str] = []
     fence = ""
     for line in markdown.split("\n"):
         inside = bool(fence)
         fence = fence_after(line, fence)
-        if not inside and not fence and not line.strip():
-            if out and not out[-1]:
+        if not inside and not fence:
+            line = line.rstrip()  # a space left before a removed or block element
+            if not line and out and not out[-1]:
                 continue
-            line = ""
         out.append(line)
     return "\n".join(out)
 
@@ -119,6 +119,8 @@ def _content(soup: Any) -> Any:
     for element in root.find_all(True):
         if not element.decomposed and _all_links(element):
             element.decompose()
+    for table in root.find_all("table"):
+        _named_rows(soup, table)
     _definition_lists(soup, root)
     for pre in root.find_all("pre"):
         for code in pre.find_all("code", recursive=False)[1:]:  # one block in two forms (Node.js' mjs and cjs)
@@ -165,6 +167,25 @@ def _all_links(element: Any) -> bool:
         else:
             stack.extend(reversed(node.contents))
     return links >= 2
+
+
+def _named_rows(soup: Any, table: Any) -> None:
+    """A table with no header whose every row is a name and what it names (DocBook's informal
+    tables of options or tools) as the definition list it stands for: a Markdown table must have
+    a header row, and would take the first row's name and text for column names."""
+    if table.decomposed or table.find(["th", "thead"]) is not None or table.find("table") is not None:
+        return
+    rows = table.find_all("tr")
+    cells = [row.find_all("td", recursive=False) for row in rows]
+    if not rows or any(len(row) != 2 or row[0].find(_BLOCKS) is not None for row in cells):
+        return
+    dl = soup.new_tag("dl")
+    for name, text in cells:
+        dt, dd = soup.new_tag("dt"), soup.new_tag("dd")
+        dt.extend(list(name.contents))
+        dd.extend(list(text.contents))
+        dl.extend([dt, dd])
+    table.replace_with(dl)
 
 
 def _definition_lists(soup: Any, root: Any) -> None:

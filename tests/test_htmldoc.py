@@ -77,6 +77,20 @@ def test_a_definition_that_opens_with_code_stands_under_its_term() -> None:
     assert "Then run it." in rendered
 
 
+def test_a_table_of_names_and_their_text_with_no_header_is_a_definition_list() -> None:
+    page = (
+        "<table><tr><td><code>query</code></td><td>dump the inputs of a target.</td></tr>"
+        "<tr><td><code>browse</code></td><td>browse the graph, like: <pre>ninja -t browse all</pre></td></tr></table>"
+        "<table><tr><td>a</td><td>b</td><td>c</td></tr><tr><td>1</td><td>2</td><td>3</td></tr></table>"
+    )
+    rendered = to_markdown(page)
+    assert rendered.startswith(
+        "- **`query`**: dump the inputs of a target.\n"
+        "- **`browse`**: browse the graph, like:\n\n  ```\n  ninja -t browse all\n  ```\n"
+    )
+    assert "| a | b | c |\n| --- | --- | --- |\n| 1 | 2 | 3 |" in rendered  # three columns: a table still
+
+
 def test_a_page_without_marked_content_loses_its_header_and_footer() -> None:
     page = (
         "<html><body><header><a href='/'>Home</a> <a href='/blog'>Blog</a> Acme</header>"
