@@ -464,6 +464,14 @@ class CorpusProfile:
             covered += weight if known else 0.0
         return covered / total if total else 1.0
 
+    def own_terms_only(self, text: str) -> bool:
+        """Whether every content word of ``text`` is a term of this corpus that is no English word
+        at all (wordfreq does not know it): "compdb?", "what is dyndep" name nothing a question
+        about something else could, however far MiniLM, which has no vector of its own for such
+        words, puts them from the passages that use them."""
+        words = self._content_words(text)
+        return bool(words) and all(self._stem.stemWord(w) in self.doc_freq and _zipf(w) == 0.0 for w in words)
+
 
 class _Names:
     """The names in code a corpus writes, by kind (see `_DOTTED`, `_FLAG`, `_SNAKE`).

@@ -205,7 +205,11 @@ def evaluate(
             history += [{"role": "user", "content": turn}, {"role": "assistant", "content": a.text}]
         last = bot.ask(dialog["turns"][-1], history=history)
         # The labeller's verdict: a last turn the writer meant in scope may be one the corpus never answers.
-        ok = answered(last, dialog["fragments"]) if dialog.get("answerable", dialog["last_in_scope"]) else not last.answerable
+        ok = (
+            answered(last, dialog["fragments"])
+            if dialog.get("answerable", dialog["last_in_scope"])
+            else not last.answerable
+        )
         follow.append((dialog, last, ok))
     short_in = [(item, bot.ask(item["question"])) for item in sets.get("short_inscope", [])]
     short_ok = [answered(a, item["fragments"]) for item, a in short_in]

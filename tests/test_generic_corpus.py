@@ -1037,3 +1037,18 @@ def test_lines_of_html_tags_are_neither_quoted_nor_embedded(embedder: Embedder) 
     embedded = sentence_texts(PULL_QUOTE, "Taking donations")
     assert "Taking donations: Donations bring a feeling of responsibility to the people who gave." in embedded
     assert not any("<" in text for text in embedded)
+
+
+def test_a_question_of_nothing_but_the_corpus_own_jargon_is_answered(tmp_path: Path, embedder: Embedder) -> None:
+    ninja = Assistant.open(
+        Settings(corpus_dir=ROOT / "bench" / "corpora" / "ninja", index_dir=tmp_path), embedder=embedder
+    )
+    profile = ninja.retriever.profile
+
+    assert profile.own_terms_only("compdb?") and profile.own_terms_only("what is dyndep")
+    # An English word ("pool", "pizza"), or a word the corpus never writes, and similarity decides.
+    assert not any(map(profile.own_terms_only, ["pool?", "compdb pizza", "kubectl", "what is it"]))
+    # MiniLM has no vector of its own for "compdb": the best passage scores below the background.
+    answer = ninja.ask("compdb?")
+    assert answer.answerable and "compilation database" in answer.text
+    assert answer.citations[0].section == "Using Ninja for your project > Extra tools"
