@@ -37,9 +37,16 @@ _REFERENCE_LINK = re.compile(r"(?<![!\]\\])\[(?!\d+\])([^\[\]\n]+)\]\[[^\[\]\n]*
 _ROLE = re.compile(r"\{[\w:-]+\}`([^`<\n]+?)(?:\s*<[^`>\n]*>)?`")
 
 
+#: A definition list's item, "Term\n: definition" (Pandoc, PHP Markdown Extra, MyST): the line
+#: break and the marker read as "Term: definition".
+_DEFINITION = re.compile(r"[ \t]*\n[ \t]{0,3}:[ \t]+")
+
+
 def _shown(line: str) -> str:
     """A line of a passage as the page shows it, for a quote: a reference link's or a role's text
-    alone, no "[7]" that could pass for a citation, white space runs as one space."""
+    alone, no "[7]" that could pass for a citation, a definition after its term's colon, white
+    space runs as one space."""
+    line = _DEFINITION.sub(": ", line)
     return " ".join(_OPEN_MARKER.sub("", _ROLE.sub(r"`\1`", _REFERENCE_LINK.sub(r"\1", line))).split())
 
 

@@ -20,7 +20,8 @@ Only what a reader reads as the page's text is kept:
 
 Headings become "#" headings, ``<pre>`` fenced code in the language its classes name, lists and
 tables their Markdown forms, and a definition list a list of "**term**: definition" items, as
-`rst` writes one; so is a table without a header whose every row is a name and its text.
+`rst` writes one; so is a table without a header whose every row is a name and its text. A
+callout's title and a ``<summary>`` open the paragraph after them in bold ("**Note:** …").
 """
 
 from __future__ import annotations
@@ -119,6 +120,8 @@ def _content(soup: Any) -> Any:
     for element in root.find_all(True):
         if not element.decomposed and _all_links(element):
             element.decompose()
+    for label in root.find_all(lambda e: e.name == "summary" or "admonition-title" in (e.get("class") or [])):
+        _run_on(soup, label)
     for table in root.find_all("table"):
         _named_rows(soup, table)
     _definition_lists(soup, root)
@@ -167,6 +170,26 @@ def _all_links(element: Any) -> bool:
         else:
             stack.extend(reversed(node.contents))
     return links >= 2
+
+
+def _run_on(soup: Any, label: Any) -> None:
+    """A callout's title ("Note", docutils' and MkDocs' ``admonition-title``) or a disclosure's
+    ``<summary>`` as `rst` writes one: in bold, opening the paragraph after it ("**Note:** …")."""
+    text = " ".join(label.get_text(" ").split())
+    after = label.find_next_sibling()
+    if not text:
+        label.decompose()
+        return
+    strong = soup.new_tag("strong")
+    strong.string = text if text.endswith((":", "?", ".")) else text + ":"
+    if after is not None and after.name == "p":
+        after.insert(0, " ")
+        after.insert(0, strong)
+        label.decompose()
+    else:
+        paragraph = soup.new_tag("p")
+        paragraph.append(strong)
+        label.replace_with(paragraph)
 
 
 def _named_rows(soup: Any, table: Any) -> None:

@@ -393,6 +393,15 @@ def test_a_myst_role_is_quoted_as_its_text(embedder: Embedder) -> None:
     assert answer == "The `pip cache` command manages the cache; see `the caching guide`. [1]"
 
 
+def test_a_definition_lists_item_is_quoted_as_its_term_and_definition(embedder: Embedder) -> None:
+    text = "Global\n: Set in the user's config file, it applies to every project.\n"
+    passage = whole(text, "scopes.md", "Scopes")
+
+    answer, _ = compose(embedder, "What does a global setting apply to?", [passage])
+
+    assert answer == "Global: Set in the user's config file, it applies to every project. [1]"  # not "Global : Set"
+
+
 def test_a_list_item_of_several_sentences_is_quoted_whole_and_the_list_ends_its_paragraph(embedder: Embedder) -> None:
     text = (
         "Schedules a one-time callback.\n\n"

@@ -91,6 +91,18 @@ def test_a_table_of_names_and_their_text_with_no_header_is_a_definition_list() -
     assert "| a | b | c |\n| --- | --- | --- |\n| 1 | 2 | 3 |" in rendered  # three columns: a table still
 
 
+def test_a_callouts_title_and_a_summary_open_the_paragraph_after_them() -> None:
+    page = (
+        "<main><div class='admonition note'><p class='admonition-title'>Note</p><p>The cache is cleared on restart.</p>"
+        "</div><details><summary>Advanced options</summary><p>Set <code>--jobs</code> to cap it.</p></details>"
+        "<div class='admonition warning'><p class='admonition-title'>Warning</p><ul><li>Back up first.</li></ul></div></main>"
+    )
+    assert to_markdown(page) == (
+        "**Note:** The cache is cleared on restart.\n\n**Advanced options:** Set `--jobs` to cap it.\n\n"
+        "**Warning:**\n\n- Back up first.\n"
+    )
+
+
 def test_a_page_without_marked_content_loses_its_header_and_footer() -> None:
     page = (
         "<html><body><header><a href='/'>Home</a> <a href='/blog'>Blog</a> Acme</header>"
