@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".rst", ".html", ".htm")
 #: Files in another markup, by ending: how to find their title without rendering them, and their
 #: Markdown rendering, which is what the chunker reads (`as_markdown`).
+HTML_SUFFIXES = (".html", ".htm")
 RENDERED = {
     ".rst": (rst.title, rst.to_markdown),
     ".html": (htmldoc.title, htmldoc.to_markdown),
@@ -185,7 +186,8 @@ def add_file(root: Path, name: str, data: bytes, max_file_bytes: int = 5_000_000
         exists = target.exists() or target.is_symlink()
         if not exists:
             root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=root, prefix=".upload-", suffix=".tmp")  # hidden: never indexed
+            # Hidden, so never indexed; its name ends as the file's does, which says how to read it.
+            fd, tmp = tempfile.mkstemp(dir=root, prefix=".upload-", suffix=".tmp" + Path(name).suffix.lower())
     except OSError as exc:  # a name too long for the file system, a read-only folder, ...
         raise CorpusFileError(
             name, f"cannot be written to the corpus folder ({exc.strerror or exc}); nothing was added"
@@ -301,7 +303,8 @@ def _check_inside(path: Path, root: Path) -> None:
 
 
 def _decode(path: Path, raw: bytes) -> str:
-    """The file's text: UTF-8 (with or without a byte order mark), or UTF-16 with one."""
+    """The file's text: UTF-8 (with or without a byte order mark), or UTF-16 with one; an HTML
+    file that is not UTF-8 in the encoding it declares ("charset=ISO-8859-1"), else Windows-1252."""
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             return raw.decode("utf-16")
@@ -312,6 +315,8 @@ def _decode(path: Path, raw: bytes) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        if path.suffix.lower() in HTML_SUFFIXES:
+            return htmldoc.decode(raw)  # in the encoding the page declares, as a browser reads it
         raise CorpusFileError(path, f"is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8") from exc
 
 

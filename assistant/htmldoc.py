@@ -35,7 +35,7 @@ from .markup import fence_after
 
 #: Elements that are no text of the page.
 NOT_TEXT = (
-    "head script style noscript template iframe object embed svg canvas math "
+    "head title script style noscript template iframe object embed svg canvas math "
     "form button input select textarea dialog nav"
 ).split()
 #: ARIA landmark roles of a page's frame rather than its content.
@@ -74,6 +74,21 @@ def title(text: str) -> str | None:
             if words:
                 return words
     return None
+
+
+def decode(raw: bytes) -> str:
+    """An HTML file's text when it is not UTF-8: in the encoding its ``<meta>`` declares
+    ("charset=ISO-8859-1"), else in Windows-1252, as browsers read a page that declares none."""
+    from bs4.dammit import EncodingDetector
+
+    declared = EncodingDetector.find_declared_encoding(raw, is_html=True)
+    for encoding in (declared, "windows-1252"):
+        if encoding:
+            try:
+                return raw.decode(encoding)
+            except (LookupError, UnicodeDecodeError):
+                continue
+    return raw.decode("latin-1")  # five bytes Windows-1252 leaves undefined: every byte is a character
 
 
 def to_markdown(text: str) -> str:

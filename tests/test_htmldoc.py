@@ -9,7 +9,7 @@ import pytest
 
 from assistant import Assistant, Settings
 from assistant.chunking import chunk_document
-from assistant.corpus import as_markdown, load_corpus
+from assistant.corpus import add_file, as_markdown, load_corpus
 from assistant.embeddings import Embedder
 from assistant.htmldoc import title, to_markdown
 
@@ -153,6 +153,29 @@ def test_a_corpus_reads_html_files_and_its_passages_index_the_rendering(tmp_path
     assert chunks and all(rendered.text[c.start : c.end] == c.text for c in chunks)
     by_section = {c.section: c.text for c in chunks if c.opens_section}
     assert by_section["Syncing folders > Conflicts"].startswith("When both copies of a file changed")
+
+
+def test_an_html_file_not_in_utf8_is_read_in_the_encoding_it_declares(tmp_path: Path) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    page = (
+        "<html><head><meta charset='ISO-8859-1'><title>Café hours</title></head><p>Open from 8 to 18 — à bientôt.</p>"
+    )
+    (corpus / "latin1.html").write_bytes(page.replace("—", "-").encode("latin-1"))
+    (corpus / "legacy.htm").write_bytes("<title>Prices</title><p>A coffee costs 2 € “to go”.</p>".encode("cp1252"))
+    (corpus / "notes.md").write_bytes("# Café\n".encode("latin-1"))  # Markdown declares nothing: still refused
+
+    loaded = load_corpus(corpus)
+    latin1, legacy = loaded.documents
+    assert latin1.title == "Café hours" and "à bientôt" in as_markdown(latin1).text
+    # No charset: Windows-1252, as a browser reads it.
+    assert as_markdown(legacy).text == "A coffee costs 2 € “to go”.\n"
+    assert [p.reason for p in loaded.problems] == ["is not valid UTF-8 (byte 5); re-save it as UTF-8"]
+
+
+def test_an_uploaded_html_file_is_checked_as_html(tmp_path: Path) -> None:
+    doc = add_file(tmp_path, "menu.html", "<title>Menu</title><p>Crêpes</p>".encode("cp1252"))
+    assert doc.title == "Menu" and as_markdown(doc).text == "Crêpes\n"
 
 
 def test_an_html_corpus_answers_with_citations(tmp_path: Path, embedder: Embedder) -> None:
