@@ -54,8 +54,10 @@ _BLOCK_START = re.compile(r"(?:#|>|[-+*](?:\s|$)|\d+[.)](?:\s|$))")
 _TERM_SPACE = re.compile(r"^(\*\*.*?\*\*)\s*:[ \t]+")
 #: Elements a definition starts with that cannot run on after its term.
 #: Elements that are part of a block, never a block of links on their own.
-_NOT_LINK_BLOCKS = frozenset({"a", "li", "td", "th", "tr", "code", "pre", "span", "strong", "em", "b", "i"})
 _HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
+#: Elements that are part of a block, never a block of links on their own; nor is a heading, whose
+#: text is often a link back to a table of contents (docutils' "toc-backref").
+_NOT_LINK_BLOCKS = frozenset({"a", "li", "td", "th", "tr", "code", "pre", "span", "strong", "em", "b", "i", *_HEADINGS})
 _BLOCKS = frozenset(["pre", "ul", "ol", "dl", "table", "div", "blockquote", "figure", "hr", *_HEADINGS])
 
 _H1 = re.compile(r"<h1\b[^>]*>(.*?)</h1\s*>", re.IGNORECASE | re.DOTALL)
@@ -181,7 +183,7 @@ def _all_links(element: Any) -> bool:
             if any(c.isalnum() for c in node):
                 return False
         elif node.name == "a":
-            links += bool(node.get_text(strip=True))
+            links += any(c.isalnum() for c in node.get_text())  # a permalink sign ("¶") is no link to read
         else:
             stack.extend(reversed(node.contents))
     return links >= 2

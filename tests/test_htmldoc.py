@@ -117,6 +117,14 @@ def test_a_header_holding_the_pages_heading_stays() -> None:
     assert to_markdown(page) == "# Returns\n\nItems can be returned within 30 days.\n"
 
 
+def test_a_heading_that_links_back_to_the_contents_stays_a_heading() -> None:
+    page = (
+        "<main><h2><a class='toc-backref' href='#id1'>Binary Targets</a><a class='headerlink' href='#bt'>¶</a></h2>"
+        "<p>Executables and libraries are targets.</p></main>"
+    )
+    assert to_markdown(page) == "## Binary Targets\n\nExecutables and libraries are targets.\n"
+
+
 def test_a_paragraph_with_links_and_words_stays() -> None:
     page = "<main><p><a href='a.html'>Install</a> first, then <a href='b.html'>configure</a>.</p></main>"
     assert to_markdown(page) == "Install first, then configure.\n"
