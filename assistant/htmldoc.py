@@ -67,14 +67,24 @@ _TAG = re.compile(r"<[^>]*>")
 
 def title(text: str) -> str | None:
     """The page's title, read without parsing it: its ``<title>``, as a browser's tab shows it
-    ("Path | Node.js v20.20.2 Documentation"), else its first ``<h1>``. A page's first ``<h1>`` is
-    often its site's name, or the first of several sections ("Abstract")."""
-    for pattern in (_TITLE, _H1):
-        for match in pattern.finditer(text):
-            words = " ".join(html.unescape(_TAG.sub(" ", match.group(1))).split())
-            words = _strip_signs(words)
-            if words:
-                return words
+    ("Path | Node.js v20.20.2 Documentation"), else its first ``<h1>``. When the ``<title>`` is the
+    first ``<h1>`` and the site's name after it ("Callbacks — Streamlit docs"), the ``<h1>``: the
+    page's own name, which its sections then do not repeat, as a Markdown file's title heading.
+    A page's first ``<h1>`` alone is no title: it is often the site's name, or the first of
+    several sections ("Abstract")."""
+    named, heading = (_first_text(pattern, text) for pattern in (_TITLE, _H1))
+    if named and heading and named.startswith(heading):
+        rest = named[len(heading) :].strip()
+        if not rest or not rest[0].isalnum():  # "— CMake documentation", "| Site", "- Docs"
+            return heading
+    return named or heading
+
+
+def _first_text(pattern: re.Pattern[str], text: str) -> str | None:
+    for match in pattern.finditer(text):
+        words = _strip_signs(" ".join(html.unescape(_TAG.sub(" ", match.group(1))).split()))
+        if words:
+            return words
     return None
 
 

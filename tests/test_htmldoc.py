@@ -144,7 +144,13 @@ def test_broken_markup_loses_only_itself() -> None:
 
 def test_title_is_the_title_element_else_the_first_h1_read_without_parsing() -> None:
     page = (HTML_DOCS / "sync.html").read_text(encoding="utf-8")
-    assert title(page) == "Syncing folders — driftsync 2.4 documentation"
+    assert title(page) == "Syncing folders"  # "Syncing folders — driftsync 2.4 documentation": the h1, then the site
+    assert (
+        title("<title>Path | Node.js Documentation</title><h1>Node.js documentation</h1>")
+        == "Path | Node.js Documentation"
+    )
+    assert title("<title>Python Policy</title><h1>Abstract</h1>") == "Python Policy"
+    assert title("<title>Setup guide</title><h1>Setup</h1>") == "Setup guide"  # "guide" goes on the h1's words
     assert title("<body><h1 class='x'>The <code>x</code> tool<a href='#t'>¶</a></h1></body>") == "The x tool"
     assert title("<p>No title here.</p>") is None
 
@@ -154,13 +160,13 @@ def test_a_corpus_reads_html_files_and_its_passages_index_the_rendering(tmp_path
     shutil.copytree(HTML_DOCS, corpus)
     (corpus / "notes.htm").write_text("<title>Notes</title><p>Short notes.</p>", encoding="utf-8")
     notes, sync_doc = load_corpus(corpus).documents
-    assert (sync_doc.source, sync_doc.title) == ("sync.html", "Syncing folders — driftsync 2.4 documentation")
+    assert (sync_doc.source, sync_doc.title) == ("sync.html", "Syncing folders")
     assert (notes.source, notes.title) == ("notes.htm", "Notes")
     rendered = as_markdown(sync_doc)
     chunks = chunk_document(sync_doc)
     assert chunks and all(rendered.text[c.start : c.end] == c.text for c in chunks)
     by_section = {c.section: c.text for c in chunks if c.opens_section}
-    assert by_section["Syncing folders > Conflicts"].startswith("When both copies of a file changed")
+    assert by_section["Conflicts"].startswith("When both copies of a file changed")
 
 
 def test_an_html_file_not_in_utf8_is_read_in_the_encoding_it_declares(tmp_path: Path) -> None:
@@ -194,4 +200,4 @@ def test_an_html_corpus_answers_with_citations(tmp_path: Path, embedder: Embedde
     assert answer.answerable
     assert "keeps the newer one and renames the other" in answer.text
     assert answer.citations[0].source == "sync.html"
-    assert answer.citations[0].section == "Syncing folders > Conflicts"  # the page's h1 is no title
+    assert answer.citations[0].section == "Conflicts"  # the page's h1 is its title, as a Markdown file's
