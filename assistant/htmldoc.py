@@ -52,12 +52,11 @@ _BLOCK_START = re.compile(r"(?:#|>|[-+*](?:\s|$)|\d+[.)](?:\s|$))")
 
 #: A "**term** : " that opens a definition list's item (`_definition_lists`).
 _TERM_SPACE = re.compile(r"^(\*\*.*?\*\*)\s*:[ \t]+")
-#: Elements a definition starts with that cannot run on after its term.
-#: Elements that are part of a block, never a block of links on their own.
 _HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
 #: Elements that are part of a block, never a block of links on their own; nor is a heading, whose
 #: text is often a link back to a table of contents (docutils' "toc-backref").
 _NOT_LINK_BLOCKS = frozenset({"a", "li", "td", "th", "tr", "code", "pre", "span", "strong", "em", "b", "i", *_HEADINGS})
+#: Elements a definition starts with that cannot run on after its term.
 _BLOCKS = frozenset(["pre", "ul", "ol", "dl", "table", "div", "blockquote", "figure", "hr", *_HEADINGS])
 
 _H1 = re.compile(r"<h1\b[^>]*>(.*?)</h1\s*>", re.IGNORECASE | re.DOTALL)
@@ -242,35 +241,32 @@ def _definition_lists(soup: Any, root: Any) -> None:
     """Each ``<dl>`` under ``root`` as a ``<ul>`` of "**term**: definition" items, innermost first."""
     for dl in reversed(root.find_all("dl")):
         ul = soup.new_tag("ul")
-        item = None
+        item, defined = None, False  # the item being written, and whether a definition is in it yet
         for child in _groups(dl):
             if child.name == "dt":
-                if item is None or item.find("span", class_="_described"):
-                    item = soup.new_tag("li")
-                    ul.append(item)
+                if item is None or defined:
+                    item, defined = soup.new_tag("li"), False
                     item.append(soup.new_tag("strong"))
-                strong = item.strong
-                if strong.contents:
-                    strong.append(", ")
-                strong.extend(list(child.contents))
-            elif child.name == "dd":
-                if item is None:
-                    item = soup.new_tag("li")
                     ul.append(item)
-                marker = soup.new_tag("span", attrs={"class": "_described"})
-                item.append(marker)
-                body = list(child.contents)
-                first = next((c for c in body if getattr(c, "name", None) or str(c).strip()), None)
-                runs_on = first is not None and getattr(first, "name", None) not in _BLOCKS
-                if item.strong is not None and len(item.contents) == 2 and runs_on:
-                    # The term, then its first definition, as `rst` writes one: "**term**: definition".
-                    item.append(": ")
-                    if getattr(first, "name", None) == "p":
-                        first.unwrap()
-                    elif getattr(first, "name", None) is None:
-                        first.replace_with(str(first).lstrip())
-                    body = list(child.contents)
-                item.extend(body)
+                if item.strong.contents:  # several terms for one definition
+                    item.strong.append(", ")
+                item.strong.extend(list(child.contents))
+                continue
+            if item is None:  # a definition with no term
+                item = soup.new_tag("li")
+                ul.append(item)
+            first = next((c for c in child.contents if getattr(c, "name", None) or str(c).strip()), None)
+            if defined:
+                item.append(soup.new_tag("br"))  # another definition of the same term
+            elif item.strong is not None and first is not None and getattr(first, "name", None) not in _BLOCKS:
+                # The term, then its first definition, as `rst` writes one: "**term**: definition".
+                item.append(": ")
+                if getattr(first, "name", None) == "p":
+                    first.unwrap()
+                elif getattr(first, "name", None) is None:
+                    first.replace_with(str(first).lstrip())
+            item.extend(list(child.contents))
+            defined = True
         dl.replace_with(ul)
 
 
@@ -285,9 +281,13 @@ def _groups(dl: Any) -> list[Any]:
     return out
 
 
+#: The permalink signs a heading ends with ("Installing¶", "Setup #"; never the "#" of "C#").
+_SIGNS = re.compile(r"(?:\s*[¶§🔗]|\s+#)+\s*$")
+
+
 def _strip_signs(text: str) -> str:
-    """``text`` without the permalink signs a heading ends with ("Installing¶")."""
-    return text.rstrip("¶§#🔗 \t")
+    """``text`` without the permalink signs a heading ends with."""
+    return _SIGNS.sub("", text).strip()
 
 
 @functools.cache
