@@ -71,6 +71,18 @@ def test_definition_lists_and_tables_keep_their_shape(sync: str) -> None:
     assert "(see `driftsync log \\| less`)" in sync  # a cell's "|" does not split it
 
 
+def test_terms_sharing_a_definition_and_a_term_with_two_share_one_item() -> None:
+    rendered = to_markdown(
+        "<dl><dt>-j</dt><dt>--jobs</dt><dd>Runs N jobs.</dd><dt>-v</dt><dd>Verbose.</dd><dd>Repeat it.</dd></dl>"
+    )
+    assert rendered == "- **-j, --jobs**: Runs N jobs.\n- **-v**: Verbose.\n  Repeat it.\n"
+
+
+def test_a_headings_permalink_sign_goes_but_a_hash_in_its_name_stays() -> None:
+    rendered = to_markdown("<h2>Using C#<a class='headerlink' href='#c'>#</a></h2><h2>Setup ¶</h2>")
+    assert rendered == "## Using C#\n\n## Setup\n"
+
+
 def test_a_definition_that_opens_with_code_stands_under_its_term() -> None:
     rendered = to_markdown("<dl><dt>Install</dt><dd><pre>pip install x</pre><p>Then run it.</p></dd></dl>")
     assert rendered.startswith("- **Install**\n\n  ```\n  pip install x\n  ```")
