@@ -20,13 +20,13 @@ logger = logging.getLogger(__name__)
 
 #: File endings the corpus reads; anything else in the folder is ignored.
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".rst", ".html", ".htm")
+#: Files read as HTML (`htmldoc`): not UTF-8, they are read in the encoding they declare (`_decode`).
+HTML_SUFFIXES = (".html", ".htm")
 #: Files in another markup, by ending: how to find their title without rendering them, and their
 #: Markdown rendering, which is what the chunker reads (`as_markdown`).
-HTML_SUFFIXES = (".html", ".htm")
 RENDERED = {
     ".rst": (rst.title, rst.to_markdown),
-    ".html": (htmldoc.title, htmldoc.to_markdown),
-    ".htm": (htmldoc.title, htmldoc.to_markdown),
+    **{suffix: (htmldoc.title, htmldoc.to_markdown) for suffix in HTML_SUFFIXES},
 }
 
 #: The front matter keys the engine uses; any other key is ignored, whatever its value.
