@@ -51,7 +51,7 @@ _WEB_ADDRESS = re.compile(r"^(?:https?://|mailto:)", re.IGNORECASE)
 _BLOCK_START = re.compile(r"(?:#|>|[-+*](?:\s|$)|\d+[.)](?:\s|$))")
 
 #: A "**term** : " that opens a definition list's item (`_definition_lists`).
-_TERM_SPACE = re.compile(r"^(\*\*.*?\*\*)\s*:[ \t]+")
+_TERM_SPACE = re.compile(r"^(\*\*.*?\*\*)\s*(:?)[ \t]+")
 _HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
 #: Elements that are part of a block, never a block of links on their own; nor is a heading, whose
 #: text is often a link back to a table of contents (docutils' "toc-backref").
@@ -250,7 +250,13 @@ def _definition_lists(soup: Any, root: Any) -> None:
                     ul.append(item)
                 if item.strong.contents:  # several terms for one definition
                     item.strong.append(", ")
-                item.strong.extend(list(child.contents))
+                if "sig" in (child.get("class") or []):
+                    # An object's signature (Sphinx's "sig"), in code as `rst` writes one, not its markup.
+                    code = soup.new_tag("code")
+                    code.string = _strip_signs(" ".join(child.get_text().split()))
+                    item.strong.append(code)
+                else:
+                    item.strong.extend(list(child.contents))
                 continue
             if item is None:  # a definition with no term
                 item = soup.new_tag("li")
@@ -259,8 +265,10 @@ def _definition_lists(soup: Any, root: Any) -> None:
             if defined:
                 item.append(soup.new_tag("br"))  # another definition of the same term
             elif item.strong is not None and first is not None and getattr(first, "name", None) not in _BLOCKS:
-                # The term, then its first definition, as `rst` writes one: "**term**: definition".
-                item.append(": ")
+                # The term, then its first definition, as `rst` writes one: "**term**: definition"
+                # ("**Returns:** definition" when the term has its colon).
+                words = "".join(t for t in item.strong.find_all(string=True) if t.find_parent("code") is None)
+                item.append(" " if words.rstrip().endswith(":") else ": ")  # "`$:`" is code, not a colon
                 if getattr(first, "name", None) == "p":
                     first.unwrap()
                 elif getattr(first, "name", None) is None:
@@ -344,7 +352,7 @@ def _converter_class() -> type:
 
         def convert_li(self, el: Any, text: str, parent_tags: set[str]) -> str:
             # "**term** : definition": the space is the term's own trailing space, moved out of the bold
-            return super().convert_li(el, _TERM_SPACE.sub(r"\1: ", text.strip(), count=1), parent_tags)
+            return super().convert_li(el, _TERM_SPACE.sub(r"\1\2 ", text.strip(), count=1), parent_tags)
 
         def convert_span(self, el: Any, text: str, parent_tags: set[str]) -> str:
             return text

@@ -83,6 +83,21 @@ def test_a_headings_permalink_sign_goes_but_a_hash_in_its_name_stays() -> None:
     assert rendered == "## Using C#\n\n## Setup\n"
 
 
+def test_an_objects_signature_is_code_and_a_field_keeps_its_one_colon() -> None:
+    # Sphinx's markup for ".. py:function:: spam(eggs, *, ham=None)" with a field list.
+    page = (
+        '<dl class="py function"><dt class="sig sig-object py" id="spam"><span class="sig-name descname">spam</span>'
+        '<span class="sig-paren">(</span><em class="sig-param">eggs</em>, <em class="sig-param">*</em>, '
+        '<em class="sig-param">ham=None</em><span class="sig-paren">)</span><a class="headerlink" href="#spam">¶</a></dt>'
+        '<dd><p>Cook the eggs.</p><dl class="field-list simple"><dt class="field-odd">Returns<span class="colon">:</span>'
+        '</dt><dd class="field-odd"><p>A plate.</p></dd></dl></dd></dl>'
+        "<dl><dt><code>$:</code></dt><dd>a colon.</dd></dl>"
+    )
+    assert to_markdown(page) == (
+        "- **`spam(eggs, *, ham=None)`**: Cook the eggs.\n  - **Returns:** A plate.\n\n- **`$:`**: a colon.\n"
+    )
+
+
 def test_a_definition_that_opens_with_code_stands_under_its_term() -> None:
     rendered = to_markdown("<dl><dt>Install</dt><dd><pre>pip install x</pre><p>Then run it.</p></dd></dl>")
     assert rendered.startswith("- **Install**\n\n  ```\n  pip install x\n  ```")
