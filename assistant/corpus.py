@@ -264,7 +264,7 @@ def read_document(path: Path, root: Path, max_file_bytes: int = 5_000_000) -> So
     if not text[body_start:].strip():
         raise CorpusFileError(path, "has front matter but no content")
     source = path.relative_to(root).as_posix()
-    heading = RENDERED[path.suffix.lower()][0] if path.suffix.lower() in RENDERED else first_heading
+    heading = RENDERED.get(path.suffix.lower(), (first_heading,))[0]
     title = meta.get("title") or heading(text[body_start:]) or _title_from_name(path)
     return SourceDocument(
         source=source,

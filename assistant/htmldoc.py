@@ -11,7 +11,7 @@ Only what a reader reads as the page's text is kept:
 - when the page marks its content (one ``<main>`` or ``role="main"``, else one ``<article>``),
   only that;
 - never what is no text of the page (scripts, styles, forms, embedded objects, hidden elements),
-  navigation (``<nav>``, ARIA navigation, search, banner and page-information landmarks), a page
+  navigation (``<nav>``, ARIA navigation, search, banner and page-information landmarks),
   footers, or a header that holds no heading;
 - never a block whose text is nothing but links (a table of contents, a list of sibling pages);
 - a link is its text, with its address only when that is a web address a reader can follow from
@@ -31,7 +31,7 @@ import html
 import re
 from typing import Any
 
-from .markup import fence_after
+from .markup import as_paragraph, fence_after, fenced
 
 #: Elements that are no text of the page.
 NOT_TEXT = (
@@ -47,8 +47,6 @@ _LANGUAGE_CLASS = re.compile(r"^(?:language|lang|highlight)-([\w+#.-]+)$")
 _NO_LANGUAGE = frozenset({"default", "none", "text", "plain", "plaintext", "nohighlight"})
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _WEB_ADDRESS = re.compile(r"^(?:https?://|mailto:)", re.IGNORECASE)
-#: A line that Markdown would read as a block's start rather than as text (see `rst`).
-_BLOCK_START = re.compile(r"(?:#|>|[-+*](?:\s|$)|\d+[.)](?:\s|$))")
 
 #: A "**term** : " that opens a definition list's item (`_definition_lists`).
 _TERM_SPACE = re.compile(r"^(\*\*.*?\*\*)\s*(:?)[ \t]+")
@@ -330,9 +328,9 @@ def _converter_class() -> type:
             return super().convert_hN(n, el, _strip_signs(text), parent_tags)
 
         def convert_p(self, el: Any, text: str, parent_tags: set[str]) -> str:
-            stripped = text.strip()
-            if _BLOCK_START.match(stripped) and "_inline" not in parent_tags:
-                text = text.replace(stripped, "\\" + stripped, 1)
+            if "_inline" not in parent_tags:
+                stripped = text.strip()
+                text = text.replace(stripped, as_paragraph(stripped), 1)
             return super().convert_p(el, text, parent_tags)
 
         def convert_pre(self, el: Any, text: str, parent_tags: set[str]) -> str:
@@ -341,8 +339,7 @@ def _converter_class() -> type:
             code = text.strip("\n")
             if not code.strip():
                 return ""
-            fence = "~~~~" if "```" in code else "```"  # a fence the code cannot end
-            return f"\n\n{fence}{_language(el)}\n{code}\n{fence}\n\n"
+            return f"\n\n{fenced(code, _language(el))}\n\n"
 
         def convert_td(self, el: Any, text: str, parent_tags: set[str]) -> str:
             return super().convert_td(el, text.replace("|", "\\|"), parent_tags)

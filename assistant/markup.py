@@ -303,6 +303,22 @@ def fence_after(line: str, fence: str) -> str:
     return "" if closes else fence
 
 
+#: A paragraph's opening that Markdown would read as a block's start rather than as text.
+_READS_AS_BLOCK = re.compile(r"(?:#|>|[-+*](?:\s|$)|\d+[.)](?:\s|$))")
+
+
+def as_paragraph(text: str) -> str:
+    """``text`` written as a Markdown paragraph that reads as text: "# of retries" or "1. is not a
+    list" escaped, so a renderer (`rst`, `htmldoc`) never turns prose into a heading or a list."""
+    return "\\" + text if _READS_AS_BLOCK.match(text) else text
+
+
+def fenced(code: str, language: str = "") -> str:
+    """``code`` as a fenced block, with a fence the code cannot end ("~~~~" when it holds "```")."""
+    fence = "~~~~" if "```" in code else "```"
+    return f"{fence}{language}\n{code}\n{fence}"
+
+
 def headings(lines: Sequence[str]) -> Iterator[tuple[int, int, str]]:
     """``(line index, level, name)`` of each heading, outside code and comments ("# a comment" in
     code is none)."""

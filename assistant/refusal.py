@@ -175,12 +175,13 @@ class RefusalPolicy:
         """
         if not passages:
             return False
-        if profile.own_terms_only(asked if asked is not None else query):
+        typed = asked if asked is not None else query
+        if profile.own_terms_only(typed):
             # "compdb?": nothing but words of the corpus that are no English words. Dev halves of
             # the eight blind sets (bench/blind): ninja short in-scope refused 0.143 -> 0, answered
             # 0.571 -> 0.714; no other dev figure, and no test figure, moved.
             return True
-        coverage = profile.coverage(asked if asked is not None else query)
+        coverage = profile.coverage(typed)
         if coverage >= 0.99:  # "every word", with room for float error
             margin = self.full_coverage_margin
         elif coverage >= self.min_coverage:

@@ -34,7 +34,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from .markup import PROSE_DIRECTIVES
+from .markup import PROSE_DIRECTIVES, as_paragraph, fenced
 
 #: Directives whose body is code (Sphinx, sphinx.ext.doctest, IPython and Jupyter extensions).
 CODE_DIRECTIVES = frozenset(
@@ -63,8 +63,6 @@ _TITLED = re.compile(r"^(.*?\S)\s+<[^<>]*>$", re.DOTALL)
 _LAST_PART = re.compile(r"~[A-Za-z_][\w.]*(?:\(\))?")
 #: A section title's underline (or overline): one punctuation character, repeated.
 _ADORNMENT = re.compile(r"([!-/:-@\[-`{-~])\1+[ \t]*")
-#: A line that Markdown would read as a block's start rather than as text.
-_BLOCK_START = re.compile(r"(?:#|>|[-+*](?:\s|$)|\d+[.)](?:\s|$))")
 
 #: docutils keeps its roles and directives in module-level registries; the unknown ones of a
 #: document are registered for its parse and removed after, under this lock (Sphinx's
@@ -278,8 +276,7 @@ class _Writer:
                 "pycon" if isinstance(node, nodes.doctest_block) else "",
             )
             code = node.astext().rstrip("\n")
-            fence = "```" if "```" not in code else "~~~~"
-            return [f"{fence}{language}\n{code}\n{fence}"]
+            return [fenced(code, language)]
         if isinstance(node, nodes.bullet_list):
             return [self.items(node, lambda i: "- ")]
         if isinstance(node, nodes.enumerated_list):
@@ -318,7 +315,7 @@ class _Writer:
 
     def paragraph(self, node: Any) -> str:
         text = self.inline(node)
-        return "\\" + text if _BLOCK_START.match(text) else text
+        return as_paragraph(text)
 
     def items(self, node: Any, marker: Any) -> str:
         items = []
