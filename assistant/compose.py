@@ -54,7 +54,10 @@ def _shown(line: str) -> str:
 _DANGLING = re.compile(
     r"^(?:this|these|that|those|it|its|they|their|them|such|he|she|his|her"
     # a connective that answers or follows the sentence before ("Otherwise, the backup …")
-    r"|otherwise|therefore|however|thus|hence|moreover|furthermore|additionally|consequently|afterwards)\b",
+    r"|otherwise|therefore|however|thus|hence|moreover|furthermore|additionally|consequently|afterwards"
+    # or such a pronoun after a short opening phrase ("In fact, they …", "Briefly, this means …"); not
+    # "it", which there is as often the "it" of "it is possible" as a pointer back ("Sometimes, it takes")
+    r"|(?:[a-z]+ ){0,2}[a-z]+, (?:this|these|that|those|they|them|their|such(?! as)|he|she|his|her))\b",
     re.IGNORECASE,
 )
 #: Where a question asks about two sides ("X vs Y", "X or Y", "X compared to Y").

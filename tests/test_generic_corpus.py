@@ -512,6 +512,28 @@ def test_a_sentence_leaning_on_the_one_before_brings_the_chain_or_is_left_out() 
     assert _with_antecedents(units, [however], best=however) == [however]  # unless it is the best there is
 
 
+@pytest.mark.parametrize(
+    ("sentence", "leans"),
+    [
+        ("In fact, they can be combined.", True),  # a pronoun after a short opening phrase
+        ("Briefly, this means the tool prints lines.", True),
+        ("In general, that means nobody may copy it.", True),
+        ("Sometimes, it takes a while.", False),  # "it" after a phrase is as often no pointer back
+        ("In certain instances, such as very large repositories, it is useful.", False),  # "such as"
+        ("For example, the tool prints lines.", False),
+        ("In fact they can be combined.", False),  # no comma: no opening phrase to read past
+    ],
+)
+def test_a_pronoun_after_an_opening_phrase_leans_on_the_sentence_before(sentence: str, leans: bool) -> None:
+    from assistant.compose import _units
+
+    text = f"Disks can fail without warning. {sentence}"
+    units = _units(0, Passage("a", text, "r.md", "Repair", "", 0, len(text), 1.0, 0.6))
+
+    assert [u.text for u in units] == ["Disks can fail without warning.", sentence]
+    assert units[1].is_dangling is leans
+
+
 def test_a_line_ending_in_a_bracket_is_a_label_not_a_sentence() -> None:
     from assistant.compose import _units
 
