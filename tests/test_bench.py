@@ -51,7 +51,7 @@ def test_quick_benchmark_writes_table_json_and_plot(tmp_path: Path) -> None:
     blind = {s.split(" (")[0] for s in sections if s.startswith("blind ")}
     assert blind == {
         f"blind {c} {h}"
-        for c in ("product", "handbook", "manual", "streamlit", "product2", "osguide", "cmake", "ninja")
+        for c in ("product", "handbook", "manual", "streamlit", "product2", "osguide", "cmake", "ninja", "product3")
         for h in ("dev", "test")
     }
     assert sections - {s for s in sections if s.startswith("blind ")} == {
