@@ -50,14 +50,17 @@ def _shown(line: str) -> str:
     return " ".join(_OPEN_MARKER.sub("", _ROLE.sub(r"`\1`", _REFERENCE_LINK.sub(r"\1", line))).split())
 
 
-#: A sentence that opens with one of these leans on the sentence before it (English, any corpus).
+#: Words that point back at what the sentence before named (English, any corpus). Not "it" and
+#: "its", which after an opening phrase are as often the "it" of "it is possible" as a pointer back
+#: ("Sometimes, it takes"); "such" there only when no "as" follows.
+_POINTERS = r"this|these|that|those|they|them|their|he|she|his|her"
+#: A sentence that opens like this leans on the sentence before it (English, any corpus).
 _DANGLING = re.compile(
-    r"^(?:this|these|that|those|it|its|they|their|them|such|he|she|his|her"
+    rf"^(?:it|its|such|{_POINTERS}"
     # a connective that answers or follows the sentence before ("Otherwise, the backup …")
     r"|otherwise|therefore|however|thus|hence|moreover|furthermore|additionally|consequently|afterwards"
-    # or such a pronoun after a short opening phrase ("In fact, they …", "Briefly, this means …"); not
-    # "it", which there is as often the "it" of "it is possible" as a pointer back ("Sometimes, it takes")
-    r"|(?:[a-z]+ ){0,2}[a-z]+, (?:this|these|that|those|they|them|their|such(?! as)|he|she|his|her))\b",
+    # or a pointer after a short opening phrase ("In fact, they …", "Briefly, this means …")
+    rf"|(?:[a-z]+ ){{0,2}}[a-z]+, (?:{_POINTERS}|such(?! as)))\b",
     re.IGNORECASE,
 )
 #: Where a question asks about two sides ("X vs Y", "X or Y", "X compared to Y").
